@@ -1,0 +1,16 @@
+//! The smallest wsbox guest: accept every connection and send each message
+//! back until the client closes.
+
+use guest_sdk::PendingConnection;
+
+guest_sdk::export_handler!(handle);
+
+fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
+    let conn = pending.accept()?;
+    loop {
+        // Fails with the client's close (or a dropped connection), which
+        // ends the handler normally.
+        let message = conn.receive()?;
+        conn.send(message)?;
+    }
+}

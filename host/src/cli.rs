@@ -1,0 +1,221 @@
+//! The command line: `host serve APP.wasm [flags]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::ServerConfig;
+use crate::protocol::deflate::DeflateConfig;
+
+/// wsbox: a WebSocket server whose per-connection logic is a sandboxed
+/// WebAssembly component.
+#[derive(Debug, Parser)]
+#[command(name = "host", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format (the level is set with RUST_LOG, default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve WebSocket connections, each handled by its own instance of APP.
+    Serve(ServeArgs),
+}
+
+/// Arguments of `host serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The guest component (built for wasm32-wasip2 against the
+    /// wsbox:websocket/handler world).
+    pub app: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: SocketAddr,
+    /// Largest frame payload accepted (bytes; KiB/MiB suffixes allowed);
+    /// larger frames close the connection with 1009.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub max_frame_size: u64,
+    /// Largest message accepted, all fragments together, after
+    /// decompression; larger messages close the connection with 1009.
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    pub max_message_size: u64,
+    /// Largest HTTP header section of an opening handshake (431 beyond).
+    #[arg(long, default_value = "8KiB", value_parser = parse_size)]
+    pub max_header_bytes: u64,
+    /// Time a client has to complete its opening handshake (e.g. 10s, 500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Time the peer has to answer our close frame before TCP is dropped.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub close_timeout: Duration,
+    /// Most simultaneous connections; sizes the guest instance pool.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most linear memory one guest instance may use.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub guest_memory: u64,
+    /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub deflate: bool,
+    /// Reset the server's compression context after every message (less
+    /// memory per connection, worse compression).
+    #[arg(long)]
+    pub deflate_server_no_context_takeover: bool,
+    /// Ask clients to reset their compression context after every message.
+    #[arg(long)]
+    pub deflate_client_no_context_takeover: bool,
+    /// Largest LZ77 window the server compresses with (2^N bytes).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
+    pub deflate_server_max_window_bits: u8,
+    /// Largest LZ77 window clients may compress with (2^N bytes); asked
+    /// for only when the client offers the parameter.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
+    pub deflate_client_max_window_bits: u8,
+    /// zlib compression level, 0 (store) to 9 (smallest).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub deflate_level: u32,
+    /// Messages smaller than this are sent uncompressed.
+    #[arg(long, default_value = "64", value_parser = parse_size)]
+    pub deflate_min_size: u64,
+}
+
+impl ServeArgs {
+    /// The server configuration these arguments describe.
+    pub fn config(&self) -> ServerConfig {
+        let deflate = DeflateConfig {
+            enabled: self.deflate,
+            server_no_context_takeover: self.deflate_server_no_context_takeover,
+            client_no_context_takeover: self.deflate_client_no_context_takeover,
+            server_max_window_bits: self.deflate_server_max_window_bits,
+            client_max_window_bits: self.deflate_client_max_window_bits,
+            level: self.deflate_level,
+            min_size: usize::try_from(self.deflate_min_size).unwrap_or(usize::MAX),
+        };
+        ServerConfig {
+            listen: self.listen,
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
+            handshake_timeout: self.handshake_timeout,
+            close_timeout: self.close_timeout,
+            max_connections: self.max_connections,
+            guest_memory: usize::try_from(self.guest_memory).unwrap_or(usize::MAX),
+            deflate,
+            ..ServerConfig::default()
+        }
+    }
+}
+
+/// Parse a byte size: a number with an optional `B`, `KiB`, `MiB` or `GiB`
+/// suffix (`K`, `M`, `G` and the SI spellings are read as binary too).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 16MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parse a duration: a number followed by `ms`, `s` or `m` (seconds if no
+/// unit).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s or 500ms"))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" | "min" => number * 60.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("123"), Ok(123));
+        assert_eq!(parse_size("8KiB"), Ok(8192));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn help_shows_every_default() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let serve = command
+            .find_subcommand_mut("serve")
+            .map(|c| c.render_long_help().to_string());
+        let help = serve.unwrap_or_default();
+        for default in [
+            "127.0.0.1:9001",
+            "16MiB",
+            "64MiB",
+            "8KiB",
+            "10s",
+            "5s",
+            "10000",
+            "256MiB",
+        ] {
+            assert!(
+                help.contains(default),
+                "--help lacks default {default}:\n{help}"
+            );
+        }
+    }
+}

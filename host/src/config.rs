@@ -1,0 +1,65 @@
+//! Host configuration: every knob the CLI exposes, with its default.
+//!
+//! Modelled on the seed's `defaultConnectionOptions { .. }`: build the
+//! default and adjust fields, so adding a field breaks no caller.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::protocol::deflate::DeflateConfig;
+
+/// Everything `host serve` can be told. Each field documents its default.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:9001`.
+    pub listen: SocketAddr,
+    /// Largest frame payload accepted, in bytes; larger frames close the
+    /// connection with 1009. Default 16 MiB.
+    pub max_frame_size: u64,
+    /// Largest message accepted (all fragments, after decompression), in
+    /// bytes; larger messages close the connection with 1009. Default 64 MiB.
+    pub max_message_size: u64,
+    /// Largest HTTP header section of an opening handshake; larger ones get
+    /// 431. Default 8 KiB.
+    pub max_header_bytes: usize,
+    /// Most headers in an opening handshake; more get 431. Default 64.
+    pub max_headers: usize,
+    /// A client whose opening handshake is not complete by then is dropped.
+    /// Default 10 s.
+    pub handshake_timeout: Duration,
+    /// After a close frame is sent, how long to wait for the peer's close
+    /// before dropping the TCP connection. Default 5 s.
+    pub close_timeout: Duration,
+    /// Most simultaneous connections (also sizes the instance pool).
+    /// Default 10 000.
+    pub max_connections: usize,
+    /// Most linear memory one guest instance may grow to, in bytes.
+    /// Default 256 MiB.
+    pub guest_memory: usize,
+    /// Once this many bytes of frames are waiting to be written, a guest's
+    /// `send` waits for the socket to drain (backpressure). Default 1 MiB.
+    pub write_buffer_high_water: usize,
+    /// permessage-deflate (RFC 7692): what the server accepts and asks for.
+    /// Default: on, context takeover both ways, 15-bit windows (see
+    /// [`DeflateConfig`] for each field).
+    pub deflate: DeflateConfig,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_header_bytes: 8 << 10,
+            max_headers: 64,
+            handshake_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            max_connections: 10_000,
+            guest_memory: 256 << 20,
+            write_buffer_high_water: 1 << 20,
+            deflate: DeflateConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! A guest that fails harms only its own connection.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use support::{Host, RawClient, op};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn a_trapping_guest_closes_its_connection_with_1011_and_others_keep_echoing() {
+    let host = Host::start("misbehave", &[]);
+    let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    neighbour.send(Message::text("before")).await.unwrap();
+    assert_eq!(
+        neighbour.next().await.unwrap().unwrap(),
+        Message::text("before")
+    );
+
+    let mut victim = RawClient::connect(host.addr, "/panic", &[]).await;
+    victim.send_frame(true, op::TEXT, b"boom").await;
+    let (code, _) = victim.expect_close().await;
+    assert_eq!(code, 1011);
+    host.wait_for_log(&["guest panicked on purpose"]);
+
+    for i in 0..10 {
+        let text = format!("after {i}");
+        neighbour.send(Message::text(text.clone())).await.unwrap();
+        assert_eq!(
+            neighbour.next().await.unwrap().unwrap(),
+            Message::text(text)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_guest_that_returns_without_closing_closes_with_1000() {
+    let host = Host::start("misbehave", &[]);
+    let mut client = RawClient::connect(host.addr, "/return", &[]).await;
+    client.send_frame(true, op::TEXT, b"anything").await;
+    let (code, _) = client.expect_close().await;
+    assert_eq!(code, 1000);
+}
+
+#[tokio::test]
+async fn a_guest_that_panics_before_answering_gets_the_client_a_500() {
+    let host = Host::start("misbehave", &[]);
+    let (_client, head) = RawClient::handshake(host.addr, "/panic-before-accept", &[]).await;
+    assert!(head.starts_with("HTTP/1.1 500 "), "{head}");
+}

@@ -1,0 +1,87 @@
+//! A test guest that misbehaves on request, for the host's end-to-end tests.
+//! What it does depends on the request path (the query is ignored):
+//!
+//! | path | behaviour |
+//! | --- | --- |
+//! | `/panic` | accept, then panic ("guest panicked on purpose") on the first message |
+//! | `/panic-before-accept` | panic at once, before answering the handshake |
+//! | `/loop` | accept, then spin forever on the first message |
+//! | `/alloc` | accept, then on the first message allocate 1 MiB chunks forever, keeping them alive |
+//! | `/return` | accept, then return after the first message without closing |
+//! | `/no-answer` | return without accepting or rejecting |
+//! | `/pongs` | accept with `receive_pongs`, send a ping `hello`, then echo every message, pongs as the text `pong:<payload>` |
+//! | `/close-first` | accept, close with 1000 `done`, then receive until the client's close or the connection ends |
+//! | `/max-message` | accept with `max_message_size` 1000, then echo |
+//! | anything else | accept and echo |
+//!
+//! "Echo" sends every text and binary message back until the connection ends.
+
+use std::hint::black_box;
+
+use guest_sdk::{AcceptOptions, Connection, Message, PendingConnection};
+
+guest_sdk::export_handler!(handle);
+
+fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
+    let request = pending.request();
+    match request.path() {
+        "/panic" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            panic!("guest panicked on purpose");
+        }
+        "/panic-before-accept" => panic!("guest panicked on purpose"),
+        "/loop" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            let mut spins = 0u64;
+            loop {
+                spins = black_box(spins.wrapping_add(1));
+            }
+        }
+        "/alloc" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            let mut chunks: Vec<Vec<u8>> = Vec::new();
+            loop {
+                chunks.push(vec![1; 1 << 20]);
+                black_box(&mut chunks);
+            }
+        }
+        "/return" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            Ok(())
+        }
+        "/no-answer" => Ok(()),
+        "/pongs" => {
+            let conn = pending.accept_with(AcceptOptions::default().receive_pongs(true))?;
+            conn.send_ping("hello")?;
+            loop {
+                match conn.receive()? {
+                    Message::Pong(payload) => {
+                        conn.send_text(format!("pong:{}", String::from_utf8_lossy(&payload)))?
+                    }
+                    message => conn.send(message)?,
+                }
+            }
+        }
+        "/close-first" => {
+            let conn = pending.accept()?;
+            conn.send_close_code(1000, "done")?;
+            while conn.receive().is_ok() {}
+            Ok(())
+        }
+        "/max-message" => {
+            echo(&pending.accept_with(AcceptOptions::default().max_message_size(1000))?)
+        }
+        _ => echo(&pending.accept()?),
+    }
+}
+
+fn echo(conn: &Connection) -> guest_sdk::Result<()> {
+    loop {
+        let message = conn.receive()?;
+        conn.send(message)?;
+    }
+}
