@@ -33,9 +33,22 @@ pub enum LogFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing buys nothing
 pub enum Command {
     /// Serve WebSocket connections, each handled by its own instance of APP.
+    /// APP is watched: when the file changes (or on SIGHUP) the new version
+    /// serves new connections, unless it is invalid.
     Serve(ServeArgs),
+    /// Check that APP fits the wsbox:websocket/handler world and list what
+    /// it imports and exports; exit 1 with the reason if it does not.
+    Check(CheckArgs),
+}
+
+/// Arguments of `host check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The guest component to check.
+    pub app: PathBuf,
 }
 
 /// Arguments of `host serve`.
@@ -67,9 +80,41 @@ pub struct ServeArgs {
     /// Most simultaneous connections; sizes the guest instance pool.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
-    /// Most linear memory one guest instance may use.
+    /// Most linear memory one guest instance may use; growing past it
+    /// fails, and a guest that then traps is closed with 1011.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     pub guest_memory: u64,
+    /// CPU time a guest may run between two calls into the host (receive,
+    /// send, ...), in milliseconds; over it the connection closes with
+    /// 1011. 0: unlimited.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    pub guest_cpu_ms: u64,
+    /// Directory of the compiled-component cache.
+    /// [default: $XDG_CACHE_HOME/wsbox, else ~/.cache/wsbox]
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile the component every time instead of caching it on disk.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// After a hot swap, close connections still on an older version with
+    /// 1012 (service restart) this long after it (e.g. 30s). Default: let
+    /// them run to their end.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub drain_after: Option<Duration>,
+    /// Origins allowed to connect, comma-separated (e.g.
+    /// https://example.com); others get 403. Empty: every origin.
+    #[arg(long, value_delimiter = ',', default_value = "")]
+    pub allowed_origins: Vec<String>,
+    /// Ping a connection that has been silent this long (0 disables).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+    /// Close (1001) a connection silent this long, pongs included (0
+    /// disables).
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// On SIGINT/SIGTERM, time connections get to close before exit.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub deflate: bool,
@@ -116,10 +161,33 @@ impl ServeArgs {
             close_timeout: self.close_timeout,
             max_connections: self.max_connections,
             guest_memory: usize::try_from(self.guest_memory).unwrap_or(usize::MAX),
+            guest_cpu: (self.guest_cpu_ms > 0).then(|| Duration::from_millis(self.guest_cpu_ms)),
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir
+                    .clone()
+                    .or_else(crate::runtime::default_cache_dir)
+            },
+            drain_after: self.drain_after,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|origin| origin.trim().to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
+            ping_interval: nonzero(self.ping_interval),
+            idle_timeout: nonzero(self.idle_timeout),
+            shutdown_grace: self.shutdown_grace,
             deflate,
             ..ServerConfig::default()
         }
     }
+}
+
+/// `None` for a zero duration (the CLI's way of saying "off").
+fn nonzero(duration: Duration) -> Option<Duration> {
+    (!duration.is_zero()).then_some(duration)
 }
 
 /// Parse a byte size: a number with an optional `B`, `KiB`, `MiB` or `GiB`
@@ -211,6 +279,10 @@ mod tests {
             "5s",
             "10000",
             "256MiB",
+            "30s",
+            "120s",
+            "[default: 1000]",
+            "~/.cache/wsbox",
         ] {
             assert!(
                 help.contains(default),

@@ -4,6 +4,7 @@
 //! default and adjust fields, so adding a field breaks no caller.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::protocol::deflate::DeflateConfig;
@@ -37,9 +38,34 @@ pub struct ServerConfig {
     /// Most linear memory one guest instance may grow to, in bytes.
     /// Default 256 MiB.
     pub guest_memory: usize,
+    /// CPU time a guest may run between two calls into the host (in 10 ms
+    /// ticks of wall time while it runs); over it, the guest is stopped and
+    /// its connection closed with 1011. `None` is unlimited. Default 1 s.
+    pub guest_cpu: Option<Duration>,
+    /// Where compiled components are cached across runs. `None` compiles
+    /// every time. Default `None` (the CLI defaults to
+    /// `$XDG_CACHE_HOME/wsbox` or `~/.cache/wsbox`).
+    pub cache_dir: Option<PathBuf>,
+    /// After a hot swap, connections still served by an older version are
+    /// closed with 1012 (service restart) this long after it. `None` lets
+    /// them run to their end. Default `None`.
+    pub drain_after: Option<Duration>,
     /// Once this many bytes of frames are waiting to be written, a guest's
     /// `send` waits for the socket to drain (backpressure). Default 1 MiB.
     pub write_buffer_high_water: usize,
+    /// Origins allowed to connect (e.g. `https://example.com`); requests
+    /// with another or no `Origin` get 403. Default empty: all origins.
+    pub allowed_origins: Vec<String>,
+    /// Send a ping to a connection that has been silent this long, so dead
+    /// peers are found and idle NAT entries kept alive. `None` disables.
+    /// Default 30 s.
+    pub ping_interval: Option<Duration>,
+    /// Close (1001) a connection from which nothing at all, pongs included,
+    /// arrived for this long. `None` disables. Default 120 s.
+    pub idle_timeout: Option<Duration>,
+    /// On SIGINT/SIGTERM, how long connections get to finish their closing
+    /// handshakes before the process exits. Default 10 s.
+    pub shutdown_grace: Duration,
     /// permessage-deflate (RFC 7692): what the server accepts and asks for.
     /// Default: on, context takeover both ways, 15-bit windows (see
     /// [`DeflateConfig`] for each field).
@@ -58,7 +84,14 @@ impl Default for ServerConfig {
             close_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             guest_memory: 256 << 20,
+            guest_cpu: Some(Duration::from_secs(1)),
+            cache_dir: None,
+            drain_after: None,
             write_buffer_high_water: 1 << 20,
+            allowed_origins: Vec::new(),
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(120)),
+            shutdown_grace: Duration::from_secs(10),
             deflate: DeflateConfig::default(),
         }
     }

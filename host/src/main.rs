@@ -7,8 +7,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
-use wsbox::cli::{Cli, Command, LogFormat, ServeArgs};
+use wsbox::cli::{CheckArgs, Cli, Command, LogFormat, ServeArgs};
+use wsbox::config::ServerConfig;
 use wsbox::runtime::Runtime;
+use wsbox::runtime::reload::Reloader;
 use wsbox::server::Server;
 
 fn main() -> ExitCode {
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Check(args) => return check(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -38,6 +41,57 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// `host check`: compile and link APP, print its imports and exports.
+fn check(args: &CheckArgs) -> ExitCode {
+    let app = args.app.display();
+    let mut config = ServerConfig::default();
+    config.max_connections = 1;
+    config.cache_dir = wsbox::runtime::default_cache_dir();
+    let report = (|| -> anyhow::Result<_> {
+        let runtime = Runtime::new(Arc::new(config))?;
+        let bytes =
+            std::fs::read(&args.app).with_context(|| format!("reading {}", args.app.display()))?;
+        Ok(runtime.check_bytes(&bytes)?)
+    })();
+    match report {
+        Ok(report) => {
+            println!(
+                "{app}: ok, fits wsbox:websocket/handler (version {})",
+                report.version
+            );
+            println!("imports:");
+            for (name, item) in &report.imports {
+                println!("  {name}: {item}");
+            }
+            println!("exports:");
+            for (name, item) in &report.exports {
+                println!("  {name}: {item}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{app}: invalid: {}", wsbox::runtime::one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot listen for SIGINT/SIGTERM; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.config());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,12 +107,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("reading the listen address")?;
+        let version = guest.version().to_owned();
+        let server = Server::new(wasm.clone(), guest, config.clone());
+        // Watching starts before we say we listen: a change made after
+        // that line is never missed.
+        Reloader::new(wasm, server.clone(), args.app.clone(), config.drain_after).spawn()?;
         tracing::info!(
             app = %args.app.display(),
-            version = guest.version(),
+            version,
             "listening on ws://{local}"
         );
-        let server = Server::new(wasm, guest, config.clone());
-        server.serve(listener).await.context("serving")
+        server
+            .serve(listener, shutdown_signal())
+            .await
+            .context("serving")
     })
 }

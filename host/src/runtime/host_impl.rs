@@ -17,12 +17,13 @@ impl websocket::Host for GuestState {}
 impl log::Host for GuestState {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let conn = self.conn.id();
+        let version = &*self.version;
         match level {
-            log::Level::Trace => tracing::trace!(conn, "guest: {message}"),
-            log::Level::Debug => tracing::debug!(conn, "guest: {message}"),
-            log::Level::Info => tracing::info!(conn, "guest: {message}"),
-            log::Level::Warn => tracing::warn!(conn, "guest: {message}"),
-            log::Level::Error => tracing::error!(conn, "guest: {message}"),
+            log::Level::Trace => tracing::trace!(conn, version, "guest: {message}"),
+            log::Level::Debug => tracing::debug!(conn, version, "guest: {message}"),
+            log::Level::Info => tracing::info!(conn, version, "guest: {message}"),
+            log::Level::Warn => tracing::warn!(conn, version, "guest: {message}"),
+            log::Level::Error => tracing::error!(conn, version, "guest: {message}"),
         }
         self.resumed();
         Ok(())

@@ -6,35 +6,42 @@
 
 mod bindings;
 mod host_impl;
+mod limits;
+pub mod reload;
 mod stdio;
 
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::error::Context as _;
 use wasmtime::{
-    Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
-    StoreLimitsBuilder, UpdateDeadline,
+    Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::ServerConfig;
 use crate::server::connection::{ConnectionHandle, GuestOutcome};
 use bindings::{Handler, HandlerPre, PendingConnectionResource};
+use limits::GuestLimiter;
 
 /// How often the epoch advances: the granularity of CPU budgets and of a
 /// busy guest yielding to its neighbours.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Per-connection store data: the guest's whole view of the host.
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: GuestLimiter,
     conn: ConnectionHandle,
+    /// The guest's version (short content hash), for its log lines.
+    version: Arc<str>,
     /// The epoch tick at which the guest last got control back from the
     /// host; its CPU budget counts from there.
     resumed_at: u64,
@@ -61,7 +68,7 @@ impl WasiView for GuestState {
 pub struct Guest {
     pre: HandlerPre<GuestState>,
     /// Short content hash, shown in logs.
-    version: String,
+    version: Arc<str>,
 }
 
 impl Guest {
@@ -71,21 +78,47 @@ impl Guest {
     }
 }
 
+/// What `host check` reports about a component that fits the world.
+#[derive(Clone, Debug)]
+pub struct GuestReport {
+    /// The component's short content hash (the version shown in logs).
+    pub version: String,
+    /// Its imports: name and a short description of the item.
+    pub imports: Vec<(String, String)>,
+    /// Its exports: name and a short description of the item.
+    pub exports: Vec<(String, String)>,
+}
+
 /// The engine and linker shared by every guest and connection.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     config: Arc<ServerConfig>,
     ticks: Arc<AtomicU64>,
+    /// The CPU budget in epoch ticks; `None` is unlimited.
+    cpu_budget_ticks: Option<u64>,
 }
 
 impl Runtime {
     /// Configure the engine (pooling allocator sized from the connection
-    /// limit, epoch interruption) and link WASI and the wsbox world.
+    /// limit, epoch interruption, compilation cache) and link WASI and the
+    /// wsbox world.
     pub fn new(config: Arc<ServerConfig>) -> wasmtime::Result<Self> {
         let mut wasm_config = wasmtime::Config::new();
         wasm_config.wasm_component_model(true);
         wasm_config.epoch_interruption(true);
+        if let Some(dir) = &config.cache_dir {
+            // A cache that cannot be set up costs only compile time.
+            match compile_cache(dir) {
+                Ok(cache) => {
+                    wasm_config.cache(Some(cache));
+                }
+                Err(error) => tracing::warn!(
+                    dir = %dir.display(),
+                    "compiling without a cache: {error:#}"
+                ),
+            }
+        }
         // Each memory slot reserves its maximum size in address space, so
         // reserve the guest limit rather than the default 4 GiB.
         let guest_memory = config.guest_memory as u64;
@@ -113,11 +146,17 @@ impl Runtime {
 
         let ticks = Arc::new(AtomicU64::new(0));
         spawn_epoch_ticker(engine.clone(), ticks.clone());
+        let cpu_budget_ticks = config.guest_cpu.map(|budget| {
+            // Round up: a budget is never shorter than asked.
+            let tick = EPOCH_TICK.as_nanos();
+            u64::try_from(budget.as_nanos().div_ceil(tick)).unwrap_or(u64::MAX)
+        });
         Ok(Self {
             engine,
             linker,
             config,
             ticks,
+            cpu_budget_ticks,
         })
     }
 
@@ -128,53 +167,101 @@ impl Runtime {
             .with_context(|| format!("loading {}", path.display()))
     }
 
-    /// Compile and link a component from its bytes.
+    /// Compile and link a component from its bytes. Blocks while it
+    /// compiles (unless the cache has it): call it off the async threads.
     pub fn load_bytes(&self, bytes: &[u8]) -> wasmtime::Result<Guest> {
+        self.load_component(bytes).map(|(guest, _)| guest)
+    }
+
+    /// Compile and link a component and describe its imports and exports
+    /// (`host check`).
+    pub fn check_bytes(&self, bytes: &[u8]) -> wasmtime::Result<GuestReport> {
+        let (guest, component) = self.load_component(bytes)?;
+        let ty = component.component_type();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(name, item)| (name.to_owned(), describe_item(&self.engine, &item.ty)))
+            .collect();
+        let exports = ty
+            .exports(&self.engine)
+            .map(|(name, item)| (name.to_owned(), describe_item(&self.engine, &item.ty)))
+            .collect();
+        Ok(GuestReport {
+            version: guest.version().to_owned(),
+            imports,
+            exports,
+        })
+    }
+
+    fn load_component(&self, bytes: &[u8]) -> wasmtime::Result<(Guest, Component)> {
         let component = Component::new(&self.engine, bytes).context("compiling the component")?;
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
-            .context("the component does not fit the wsbox:websocket/handler world")?;
+            .context("the component needs an import the host does not provide")?;
         let pre = HandlerPre::new(instance_pre)
             .context("the component does not export the wsbox:websocket/handler world")?;
-        Ok(Guest {
+        let guest = Guest {
             pre,
-            version: short_hash(bytes),
-        })
+            version: version_of(bytes).into(),
+        };
+        Ok((guest, component))
     }
 
     /// Run `guest` for one connection: instantiate it and call `handle`.
     pub async fn run(&self, guest: &Guest, conn: ConnectionHandle) -> GuestOutcome {
+        let conn_id = conn.id();
         match self.run_inner(guest, conn).await {
             Ok(()) => GuestOutcome::Returned,
-            Err(error) => GuestOutcome::Trapped(format!("{error:#}")),
+            Err(error) => {
+                if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+                    tracing::debug!(
+                        conn = conn_id,
+                        version = guest.version(),
+                        "guest backtrace:\n{backtrace}"
+                    );
+                }
+                GuestOutcome::Trapped(failure_reason(&error))
+            }
         }
     }
 
     async fn run_inner(&self, guest: &Guest, conn: ConnectionHandle) -> wasmtime::Result<()> {
         let conn_id = conn.id();
+        // The sandbox: no preopened directories, no environment, no
+        // arguments, no stdin, no sockets. Clocks and randomness are real.
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stdout(stdio::GuestOutput::new(conn_id, "stdout"))
-            .stderr(stdio::GuestOutput::new(conn_id, "stderr"))
+            .stdout(stdio::GuestOutput::new(conn_id, &guest.version, "stdout"))
+            .stderr(stdio::GuestOutput::new(conn_id, &guest.version, "stderr"))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.config.guest_memory)
-            .build();
         let state = GuestState {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: GuestLimiter::new(self.config.guest_memory),
             conn,
+            version: guest.version.clone(),
             resumed_at: self.ticks.load(Ordering::Relaxed),
             ticks: self.ticks.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_store| {
+        let budget = self.cpu_budget_ticks;
+        let budget_ms = self.config.guest_cpu.map_or(0, |budget| budget.as_millis());
+        store.epoch_deadline_callback(move |store| {
+            let state = store.data();
+            let ran = state
+                .ticks
+                .load(Ordering::Relaxed)
+                .saturating_sub(state.resumed_at);
+            if budget.is_some_and(|budget| ran > budget) {
+                return Err(wasmtime::format_err!(
+                    "guest exceeded its CPU budget of {budget_ms} ms"
+                ));
+            }
             // Yield to the other connections on this thread at every tick;
             // the guest continues where it was.
             Ok(UpdateDeadline::YieldCustom(
@@ -182,9 +269,23 @@ impl Runtime {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
+        let result = self.call_guest(guest, &mut store).await;
+        // A guest whose allocation failed usually traps somewhere else
+        // (Rust aborts): name the limit it ran into.
+        match (result, store.data().limits.exceeded()) {
+            (Err(error), Some(limit)) => Err(error.context(limit.to_owned())),
+            (result, _) => result,
+        }
+    }
+
+    async fn call_guest(
+        &self,
+        guest: &Guest,
+        store: &mut Store<GuestState>,
+    ) -> wasmtime::Result<()> {
         let handler = guest
             .pre
-            .instantiate_async(&mut store)
+            .instantiate_async(&mut *store)
             .await
             .context("instantiating the guest")?;
         let pending = store
@@ -192,7 +293,60 @@ impl Runtime {
             .table
             .push(PendingConnectionResource)
             .context("creating the pending connection")?;
-        handler.call_handle(&mut store, pending).await
+        // The CPU budget counts from the first call into the guest.
+        store.data_mut().resumed();
+        handler.call_handle(&mut *store, pending).await
+    }
+}
+
+/// The default compilation cache directory: `$XDG_CACHE_HOME/wsbox`, else
+/// `~/.cache/wsbox`; `None` when neither variable is set.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .map(|dir| dir.join("wsbox"))
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache").join("wsbox")))
+}
+
+/// wasmtime's on-disk cache of compiled code, in `dir`.
+fn compile_cache(dir: &Path) -> wasmtime::Result<Cache> {
+    let dir = std::path::absolute(dir)
+        .with_context(|| format!("resolving the cache directory {}", dir.display()))?;
+    let mut config = CacheConfig::new();
+    config.with_directory(dir);
+    Cache::new(config)
+}
+
+/// A short description of an imported or exported item, e.g.
+/// `instance { handle }` or `func`.
+fn describe_item(engine: &Engine, item: &ComponentItem) -> String {
+    match item {
+        ComponentItem::ComponentFunc(_) => "func".into(),
+        ComponentItem::CoreFunc(_) => "core func".into(),
+        ComponentItem::Module(_) => "core module".into(),
+        ComponentItem::Component(_) => "component".into(),
+        ComponentItem::Type(_) => "type".into(),
+        ComponentItem::Resource(_) => "resource".into(),
+        ComponentItem::ComponentInstance(instance) => {
+            let mut text = String::from("instance {");
+            let mut first = true;
+            for (name, export) in instance.exports(engine) {
+                let kind = match export.ty {
+                    ComponentItem::ComponentFunc(_) => "",
+                    ComponentItem::Resource(_) => "resource ",
+                    ComponentItem::Type(_) => continue,
+                    _ => "other ",
+                };
+                let _ = write!(text, "{} {kind}{name}", if first { "" } else { "," });
+                first = false;
+            }
+            text.push_str(" }");
+            text
+        }
     }
 }
 
@@ -215,8 +369,37 @@ fn spawn_epoch_ticker(engine: Engine, ticks: Arc<AtomicU64>) {
     }
 }
 
-/// A short, stable identifier of a component's bytes (FNV-1a, 64 bits).
-fn short_hash(bytes: &[u8]) -> String {
+/// Why a guest failed, on one line: the error's causes without the wasm
+/// backtrace (logged at debug level instead).
+fn failure_reason(error: &wasmtime::Error) -> String {
+    let backtrace = error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(ToString::to_string);
+    let causes: Vec<String> = error
+        .chain()
+        .map(ToString::to_string)
+        .filter(|cause| Some(cause) != backtrace.as_ref())
+        .collect();
+    one_line(&causes.join(": "))
+}
+
+/// An error and its causes (`{:#}`) on one line: some wasmtime errors
+/// spread over several (parser dumps, backtraces).
+pub fn one_line(error: &dyn std::fmt::Display) -> String {
+    let text = format!("{error:#}");
+    let mut line = String::with_capacity(text.len());
+    for word in text.split_whitespace() {
+        if !line.is_empty() && !word.starts_with([',', ']', ')']) && !line.ends_with(['[', '(']) {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    line
+}
+
+/// The version of a component: a short, stable identifier of its bytes
+/// (FNV-1a, 64 bits, first 12 hex digits).
+pub fn version_of(bytes: &[u8]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(*byte);

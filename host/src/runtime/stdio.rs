@@ -2,6 +2,7 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
@@ -14,13 +15,18 @@ const MAX_LINE: usize = 4096;
 /// A guest output stream (`stdout` or `stderr`) of one connection.
 pub struct GuestOutput {
     conn: u64,
+    version: Arc<str>,
     stream: &'static str,
 }
 
 impl GuestOutput {
-    /// Output of connection `conn` on `stream`.
-    pub fn new(conn: u64, stream: &'static str) -> Self {
-        Self { conn, stream }
+    /// Output of connection `conn`, served by guest `version`, on `stream`.
+    pub fn new(conn: u64, version: &Arc<str>, stream: &'static str) -> Self {
+        Self {
+            conn,
+            version: version.clone(),
+            stream,
+        }
     }
 }
 
@@ -34,6 +40,7 @@ impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(LineLogger {
             conn: self.conn,
+            version: self.version.clone(),
             stream: self.stream,
             line: Vec::new(),
         })
@@ -42,6 +49,7 @@ impl StdoutStream for GuestOutput {
 
 struct LineLogger {
     conn: u64,
+    version: Arc<str>,
     stream: &'static str,
     line: Vec<u8>,
 }
@@ -53,10 +61,15 @@ impl LineLogger {
         }
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\n', '\r']);
-        if self.stream == "stderr" {
-            tracing::warn!(conn = self.conn, stream = self.stream, "guest: {text}");
+        if text.trim().is_empty() {
+            self.line.clear();
+            return;
+        }
+        let (conn, version, stream) = (self.conn, &*self.version, self.stream);
+        if stream == "stderr" {
+            tracing::warn!(conn, version, stream, "guest: {text}");
         } else {
-            tracing::info!(conn = self.conn, stream = self.stream, "guest: {text}");
+            tracing::info!(conn, version, stream, "guest: {text}");
         }
         self.line.clear();
     }

@@ -157,6 +157,9 @@ struct State {
     peer_close: Option<(CloseCode, String)>,
     /// `receive` already reported the peer's close to the guest.
     peer_close_reported: bool,
+    /// The host closed the connection (shutdown, idle, drain): the guest
+    /// sees this as the close request.
+    server_close: Option<(CloseCode, String)>,
     /// We failed the connection (protocol error or close timeout).
     failed: bool,
     /// The TCP connection is unusable.
@@ -173,6 +176,25 @@ impl State {
         self.gone
             || self.phase == Phase::Rejected
             || (self.close_sent && (self.peer_close.is_some() || self.failed || self.guest_done))
+    }
+
+    /// Close on the host's initiative: the peer gets a close frame with
+    /// `code`, the guest a close request with the same code.
+    fn close_from_server(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+        close_timeout: std::time::Duration,
+    ) {
+        match self.phase {
+            Phase::Open if !self.close_sent && !self.gone => {
+                self.queue_close(code, reason, close_timeout);
+                self.server_close = Some((code, reason.to_owned()));
+            }
+            // Not accepted yet: close right after the guest accepts.
+            Phase::Handshake => self.server_close = Some((code, reason.to_owned())),
+            _ => {}
+        }
     }
 
     /// Fail the connection: send a close with `code` and stop receiving.
@@ -235,6 +257,7 @@ impl ConnectionHandle {
             close_sent: false,
             peer_close: None,
             peer_close_reported: false,
+            server_close: None,
             failed: false,
             gone: false,
             guest_done: false,
@@ -321,6 +344,9 @@ impl ConnectionHandle {
         state.receive_pongs = params.receive_pongs;
         state.subprotocol = params.subprotocol;
         state.extensions = extensions;
+        if let Some((code, reason)) = state.server_close.take() {
+            state.close_from_server(code, &reason, config.close_timeout);
+        }
         drop(state);
         self.shared.writer_wake.notify_one();
         self.shared.reader_wake.notify_one();
@@ -384,7 +410,8 @@ impl ConnectionHandle {
                     }
                     None => {}
                 }
-                if let Some((code, reason)) = &state.peer_close
+                if let Some((code, reason)) =
+                    state.peer_close.as_ref().or(state.server_close.as_ref())
                     && !state.peer_close_reported
                 {
                     let error = ConnectionError::CloseRequest {
@@ -394,7 +421,7 @@ impl ConnectionHandle {
                     state.peer_close_reported = true;
                     return Err(error);
                 }
-                if state.gone || state.failed || state.peer_close.is_some() {
+                if state.gone || state.failed || state.peer_close_reported {
                     return Err(ConnectionError::ConnectionClosed);
                 }
             }
@@ -482,6 +509,14 @@ impl ConnectionHandle {
         }
         self.wake_all();
         self.wait_for_drain().await
+    }
+
+    /// Close the connection on the host's initiative (shutdown, drain): the
+    /// peer gets a close frame with `code`, the guest sees a close request.
+    pub fn close_from_server(&self, code: CloseCode, reason: &str) {
+        let close_timeout = self.shared.config.close_timeout;
+        self.lock().close_from_server(code, reason, close_timeout);
+        self.wake_all();
     }
 
     /// Record how the guest ended: finish the handshake or the closing
@@ -576,6 +611,7 @@ impl ConnectionHandle {
         // the peer closes or the close timeout: closing a socket with unread
         // data sends a reset, which can destroy our close frame in flight.
         let mut discarding = false;
+        let mut keepalive = Keepalive::new(&self.shared.config);
         loop {
             if discarding {
                 buf.clear();
@@ -586,18 +622,22 @@ impl ConnectionHandle {
                     ReadOn::Discard => discarding = true,
                 }
             }
-            // Pause while the guest is behind, so memory stays bounded.
-            let (deadline, paused) = {
+            let (timer, paused) = {
                 let state = self.lock();
-                (
-                    state.close_deadline,
-                    state.inbound_bytes >= INBOUND_HIGH_WATER,
-                )
+                let keepalive_timer = (!state.close_sent).then(|| keepalive.next()).flatten();
+                let close_timer = state.close_deadline.map(|at| (at, Timer::Close));
+                let timer = match (close_timer, keepalive_timer) {
+                    (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+                    (a, b) => a.or(b),
+                };
+                // Pause while the guest is behind, so memory stays bounded.
+                (timer, state.inbound_bytes >= INBOUND_HIGH_WATER)
             };
             if buf.capacity() - buf.len() < READ_CHUNK / 4 {
                 buf.reserve(READ_CHUNK);
             }
             let far_future = Instant::now() + std::time::Duration::from_secs(86_400);
+            let wake_at = timer.map_or(far_future, |(at, _)| at);
             tokio::select! {
                 read = socket.read_buf(&mut buf), if !paused => match read {
                     Ok(0) => {
@@ -605,7 +645,7 @@ impl ConnectionHandle {
                         self.mark_gone();
                         return;
                     }
-                    Ok(_) => {}
+                    Ok(_) => keepalive.heard_from_peer(),
                     Err(error) => {
                         tracing::debug!(conn = self.shared.id, %error, "read failed");
                         self.mark_gone();
@@ -613,28 +653,64 @@ impl ConnectionHandle {
                     }
                 },
                 () = self.shared.reader_wake.notified() => {}
-                () = sleep_until(deadline.unwrap_or(far_future)), if deadline.is_some() => {
-                    let mut state = self.lock();
-                    if state.deferred_failure && !state.failed {
-                        tracing::debug!(conn = self.shared.id, "guest did not receive in time; failing now");
-                        let failure = state.inbound.iter().find_map(|queued| match queued {
-                            Queued::Failure(code, reason) => Some((*code, reason.clone())),
-                            Queued::Incoming(_) => None,
-                        });
-                        if let Some((code, reason)) = failure {
-                            state.fail(code, &reason, self.shared.config.close_timeout);
-                        }
-                        drop(state);
-                        self.wake_all();
-                        continue;
+                () = sleep_until(wake_at), if timer.is_some() => {
+                    let Some((_, kind)) = timer else { continue };
+                    if !self.on_timer(kind, &mut keepalive) {
+                        return;
                     }
-                    tracing::debug!(conn = self.shared.id, "peer did not answer our close in time");
-                    state.failed = true;
-                    state.gone = true;
-                    drop(state);
-                    self.wake_all();
-                    return;
                 }
+            }
+        }
+    }
+
+    /// React to a reader timer; false once the reader should stop.
+    fn on_timer(&self, kind: Timer, keepalive: &mut Keepalive) -> bool {
+        let close_timeout = self.shared.config.close_timeout;
+        let mut state = self.lock();
+        match kind {
+            Timer::Ping => {
+                if !state.close_sent && !state.gone {
+                    let State { encoder, out, .. } = &mut *state;
+                    encoder.encode_control(OpCode::Ping, b"", out);
+                    keepalive.pinged();
+                }
+                drop(state);
+                self.shared.writer_wake.notify_one();
+                true
+            }
+            Timer::Idle => {
+                tracing::info!(conn = self.shared.id, "idle timeout");
+                state.close_from_server(CloseCode::GOING_AWAY, "idle timeout", close_timeout);
+                drop(state);
+                self.wake_all();
+                true
+            }
+            Timer::Close if state.deferred_failure && !state.failed => {
+                tracing::debug!(
+                    conn = self.shared.id,
+                    "guest did not receive in time; failing now"
+                );
+                let failure = state.inbound.iter().find_map(|queued| match queued {
+                    Queued::Failure(code, reason) => Some((*code, reason.clone())),
+                    Queued::Incoming(_) => None,
+                });
+                if let Some((code, reason)) = failure {
+                    state.fail(code, &reason, close_timeout);
+                }
+                drop(state);
+                self.wake_all();
+                true
+            }
+            Timer::Close => {
+                tracing::debug!(
+                    conn = self.shared.id,
+                    "peer did not answer our close in time"
+                );
+                state.failed = true;
+                state.gone = true;
+                drop(state);
+                self.wake_all();
+                false
             }
         }
     }
@@ -771,6 +847,62 @@ impl ConnectionHandle {
                 batch = Vec::new();
             }
             self.shared.guest_wake.notify_one();
+        }
+    }
+}
+
+/// What a reader timer is for.
+#[derive(Clone, Copy, Debug)]
+enum Timer {
+    /// Our close (or a deferred failure) is due.
+    Close,
+    /// The peer has been silent for the ping interval.
+    Ping,
+    /// The peer has been silent for the idle timeout.
+    Idle,
+}
+
+/// Keep-alive bookkeeping of one reader: when the peer was last heard
+/// from, and whether it has been pinged since.
+struct Keepalive {
+    ping_interval: Option<std::time::Duration>,
+    idle_timeout: Option<std::time::Duration>,
+    last_heard: Instant,
+    pinged: bool,
+}
+
+impl Keepalive {
+    fn new(config: &ServerConfig) -> Self {
+        Self {
+            ping_interval: config.ping_interval,
+            idle_timeout: config.idle_timeout,
+            last_heard: Instant::now(),
+            pinged: false,
+        }
+    }
+
+    fn heard_from_peer(&mut self) {
+        self.last_heard = Instant::now();
+        self.pinged = false;
+    }
+
+    fn pinged(&mut self) {
+        self.pinged = true;
+    }
+
+    /// The next keep-alive timer: a ping once silent for the interval (once
+    /// per silence), a close once silent for the idle timeout.
+    fn next(&self) -> Option<(Instant, Timer)> {
+        let ping = self
+            .ping_interval
+            .filter(|_| !self.pinged)
+            .map(|interval| (self.last_heard + interval, Timer::Ping));
+        let idle = self
+            .idle_timeout
+            .map(|timeout| (self.last_heard + timeout, Timer::Idle));
+        match (ping, idle) {
+            (Some(p), Some(i)) => Some(if p.0 < i.0 { p } else { i }),
+            (p, i) => p.or(i),
         }
     }
 }

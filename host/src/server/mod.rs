@@ -3,9 +3,10 @@
 
 pub mod connection;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -13,8 +14,10 @@ use bytes::{Buf, BytesMut};
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
+use crate::protocol::CloseCode;
 use crate::protocol::handshake::{self, HandshakeError, HandshakeLimits, Request};
 use crate::runtime::{Guest, Runtime};
 use connection::{ConnectionHandle, GuestOutcome};
@@ -25,6 +28,12 @@ pub struct Server {
     guest: Arc<ArcSwap<Guest>>,
     config: Arc<ServerConfig>,
     next_id: AtomicU64,
+    /// One permit per TCP connection, handshakes included: the connection
+    /// limit, and (all permits back) the sign that every connection ended.
+    permits: Arc<Semaphore>,
+    /// Open connections with the guest version each runs.
+    live: Mutex<HashMap<u64, (String, ConnectionHandle)>>,
+    shutting_down: AtomicBool,
 }
 
 /// Why reading an opening handshake ended without a request.
@@ -44,8 +53,11 @@ impl Server {
         Arc::new(Self {
             runtime,
             guest: Arc::new(ArcSwap::from_pointee(guest)),
+            permits: Arc::new(Semaphore::new(config.max_connections)),
             config,
             next_id: AtomicU64::new(1),
+            live: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
         })
     }
 
@@ -61,10 +73,49 @@ impl Server {
         self.guest.load().version().to_owned()
     }
 
-    /// Accept connections on `listener` forever.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> std::io::Result<()> {
+    /// Close the open connections whose guest version matches `filter`:
+    /// each peer gets a close frame with `code`, each guest a close request.
+    /// Returns how many were closed.
+    pub fn close_connections(
+        &self,
+        filter: impl Fn(&str) -> bool,
+        code: u16,
+        reason: &str,
+    ) -> usize {
+        let live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut closed = 0;
+        for (version, conn) in live.values() {
+            if filter(version) {
+                conn.close_from_server(CloseCode(code), reason);
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// How many connections are open (handshake done).
+    pub fn open_connections(&self) -> usize {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Accept connections on `listener` until `shutdown` completes; then
+    /// stop accepting, close every connection with 1001 (going away) and
+    /// wait up to the shutdown grace period for them to finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let (stream, remote) = match listener.accept().await {
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = &mut shutdown => break,
+            };
+            let (stream, remote) = match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: back off rather
@@ -76,8 +127,56 @@ impl Server {
             };
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let server = self.clone();
-            tokio::spawn(async move { server.handle_tcp(stream, remote, id).await });
+            match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        server.handle_tcp(stream, remote, id).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    tokio::spawn(async move { server.refuse_busy(stream, remote, id).await });
+                }
+            }
         }
+        drop(listener);
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let closing =
+            self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
+        tracing::info!(connections = closing, "shutting down");
+        let all = u32::try_from(self.config.max_connections).unwrap_or(u32::MAX);
+        let drained =
+            tokio::time::timeout(self.config.shutdown_grace, self.permits.acquire_many(all)).await;
+        match drained {
+            Ok(_) => tracing::info!("all connections closed"),
+            Err(_) => tracing::warn!(
+                connections = self.open_connections(),
+                "shutdown grace period over; dropping the connections left"
+            ),
+        }
+        Ok(())
+    }
+
+    /// Answer a client over the connection limit with 503 once its request
+    /// is in (a response before the request could be lost to a reset).
+    async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+        tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
+        let limits = HandshakeLimits {
+            max_header_bytes: self.config.max_header_bytes,
+            max_headers: self.config.max_headers,
+        };
+        let mut buf = BytesMut::with_capacity(1024);
+        let read = tokio::time::timeout(
+            self.config.handshake_timeout,
+            read_request(&mut stream, &mut buf, &limits),
+        )
+        .await;
+        let response = match read {
+            Ok(Ok(_)) => HandshakeError::ServerBusy.response(),
+            Ok(Err(ReadRequestError::Handshake(error))) => error.response(),
+            Ok(Err(_)) | Err(_) => return,
+        };
+        respond_and_close(&mut stream, &response).await;
     }
 
     async fn handle_tcp(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
@@ -100,8 +199,7 @@ impl Server {
             }
             Ok(Err(ReadRequestError::Handshake(error))) => {
                 tracing::info!(conn = id, %remote, status = error.status(), %error, "bad handshake");
-                let _ = stream.write_all(&error.response()).await;
-                let _ = stream.shutdown().await;
+                respond_and_close(&mut stream, &error.response()).await;
                 return;
             }
             Ok(Err(error)) => {
@@ -110,11 +208,25 @@ impl Server {
             }
             Ok(Ok(request)) => request,
         };
+        let refusal = if self.shutting_down.load(Ordering::SeqCst) {
+            Err(HandshakeError::ServerBusy)
+        } else {
+            handshake::check_origin(&request, &self.config.allowed_origins)
+        };
+        if let Err(error) = refusal {
+            tracing::info!(conn = id, %remote, status = error.status(), %error, "handshake refused");
+            respond_and_close(&mut stream, &error.response()).await;
+            return;
+        }
 
         let guest = self.guest.load_full();
         let version = guest.version().to_owned();
         tracing::debug!(conn = id, %remote, path = %request.target, version, "handshake");
         let conn = ConnectionHandle::new(id, remote, request, self.config.clone());
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, (version.clone(), conn.clone()));
         let guest_part = async {
             let outcome = self.runtime.run(&guest, conn.clone()).await;
             match &outcome {
@@ -128,8 +240,39 @@ impl Server {
             conn.guest_finished(&outcome);
         };
         tokio::join!(guest_part, conn.run_io(stream, buf));
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
         tracing::debug!(conn = id, "connection finished");
     }
+}
+
+/// How long a refused client gets to stop sending before its socket closes.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes read and dropped while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Send an HTTP error response, then close the way HTTP servers must: stop
+/// writing, and read and drop what the client still sends (for a while),
+/// because closing a socket with unread data resets the connection, and a
+/// reset can destroy the response before the client reads it (RFC 7230
+/// section 6.6).
+async fn respond_and_close(stream: &mut TcpStream, response: &[u8]) {
+    if stream.write_all(response).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut scratch = [0u8; 4096];
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES {
+            match stream.read(&mut scratch).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => dropped += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Read until a complete, valid opening handshake is in `buf`; leave any

@@ -14,7 +14,8 @@
 //! | `/max-message` | accept with `max_message_size` 1000, then echo |
 //! | anything else | accept and echo |
 //!
-//! "Echo" sends every text and binary message back until the connection ends.
+//! "Echo" sends every text and binary message back until the connection ends,
+//! and logs `close-request CODE REASON` when the client's close arrives.
 
 use std::hint::black_box;
 
@@ -81,7 +82,15 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
 
 fn echo(conn: &Connection) -> guest_sdk::Result<()> {
     loop {
-        let message = conn.receive()?;
-        conn.send(message)?;
+        match conn.receive() {
+            Ok(message) => conn.send(message)?,
+            // Say what the close request carried, so tests can see the
+            // guest got it.
+            Err(guest_sdk::ConnectionError::CloseRequest { code, reason }) => {
+                guest_sdk::log::info(format!("close-request {code} {reason}"));
+                return Ok(());
+            }
+            Err(error) => return Err(error.into()),
+        }
     }
 }

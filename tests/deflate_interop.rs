@@ -1,0 +1,1167 @@
+//! permessage-deflate (RFC 7692) against clients no one here wrote: Python's
+//! `websockets` and Node's `ws` (scripts in tests/interop/), tokio-tungstenite
+//! without the extension, and hand-built compressed frames through the raw
+//! client.
+//!
+//! Every client exchanges text and binary messages of 10 B, 10 KiB and 1 MiB
+//! with the echo guest (each message twice, so that context takeover is
+//! exercised) and checks exact echoes; the tests also check that compression
+//! was negotiated (the `Sec-WebSocket-Extensions` answer) and actually used
+//! (RSV1 on the server's frames, or bytes on the wire).
+//!
+//! The Python and Node clients are installed on first use: a venv with the
+//! latest `websockets` from PyPI in `<target>/interop/venv`, and the latest
+//! `ws` from npm in `<target>/interop/node`, each guarded by a file lock so
+//! that parallel test binaries do not race, and marked ready by a file
+//! written last. Without `python3` (or `node`/`npm`) the tests print SKIP and
+//! pass, unless `CI` is set: then they fail.
+
+mod support;
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use futures_util::{SinkExt, StreamExt};
+use support::{Host, RawClient, op};
+use tokio_tungstenite::tungstenite::Message;
+
+const SIZES: [usize; 3] = [10, 10 << 10, 1 << 20];
+const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+/// RSV1 as `encode_frame` takes it and `Frame::rsv` reports it.
+const RSV1: u8 = 0b100;
+
+// ---------------------------------------------------------------------------
+// Environment: target dir, CI, tool installation
+// ---------------------------------------------------------------------------
+
+/// The cargo target dir (`<target>/release/host` is the binary under test).
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_host"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("the host binary lives in <target>/<profile>/")
+        .to_path_buf()
+}
+
+fn interop_dir() -> PathBuf {
+    let dir = target_dir().join("interop");
+    fs::create_dir_all(&dir).expect("creating <target>/interop");
+    dir
+}
+
+fn scripts_dir() -> PathBuf {
+    support::workspace().join("tests").join("interop")
+}
+
+/// `CI` set (to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// Whether `program --version` runs.
+fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A missing tool: fail under CI, else say SKIP (once per tool and process).
+fn missing(tool: &str) -> Option<PathBuf> {
+    assert!(
+        !in_ci(),
+        "{tool} is required for the permessage-deflate interop tests when CI is set"
+    );
+    // Straight to stderr: libtest's capture would hide an `eprintln!`.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIP: {tool} not found; the permessage-deflate interop tests that need it are skipped \
+         (set CI to make this an error)"
+    );
+    None
+}
+
+/// Run `cmd` and panic with its output unless it succeeds.
+fn run_checked(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Under an exclusive lock on `<interop>/NAME.lock`: unless `<dir>/.ready`
+/// exists, remove whatever a failed attempt left in `dir`, run `install`,
+/// then write `.ready`. Readers only trust `dir` once `.ready` exists.
+fn install_once(name: &str, install: impl FnOnce(&Path)) -> PathBuf {
+    let interop = interop_dir();
+    let dir = interop.join(name);
+    let ready = dir.join(".ready");
+    let lock = File::create(interop.join(format!("{name}.lock"))).expect("creating the lock file");
+    lock.lock()
+        .expect("locking the install of the interop clients");
+    if !ready.exists() {
+        if dir.exists() {
+            fs::remove_dir_all(&dir).expect("removing a half-made install");
+        }
+        install(&dir);
+        fs::write(&ready, b"ok\n").expect("marking the install ready");
+    }
+    drop(lock);
+    dir
+}
+
+/// The venv's python with the latest `websockets`, or None (SKIP) without
+/// python3.
+fn python() -> Option<PathBuf> {
+    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if !runs("python3") {
+                return missing("python3");
+            }
+            let venv = install_once("venv", |venv| {
+                let mut cmd = Command::new("python3");
+                cmd.args(["-m", "venv"]).arg(venv);
+                run_checked(cmd, "creating the Python venv (python3 -m venv)");
+                let mut cmd = Command::new(venv.join("bin").join("python"));
+                cmd.args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--disable-pip-version-check",
+                    "--quiet",
+                    "--upgrade",
+                    "websockets",
+                ]);
+                run_checked(cmd, "pip install websockets");
+            });
+            Some(venv.join("bin").join("python"))
+        })
+        .clone()
+}
+
+/// A folder whose node_modules/ holds the latest `ws`, or None (SKIP)
+/// without node or npm.
+fn node_modules() -> Option<PathBuf> {
+    static NODE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    NODE.get_or_init(|| {
+        if !runs("node") {
+            return missing("node");
+        }
+        if !runs("npm") {
+            return missing("npm");
+        }
+        Some(install_once("node", |dir| {
+            fs::create_dir_all(dir).expect("creating <target>/interop/node");
+            fs::write(
+                dir.join("package.json"),
+                b"{\"name\": \"wsbox-interop\", \"private\": true}\n",
+            )
+            .expect("writing package.json");
+            let mut cmd = Command::new("npm");
+            cmd.args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                "ws@latest",
+            ])
+            .current_dir(dir);
+            run_checked(cmd, "npm install ws");
+        }))
+    })
+    .clone()
+}
+
+// ---------------------------------------------------------------------------
+// A small JSON reader for the scripts' reports (no serde_json here)
+// ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Result<Json, String> {
+        let mut p = JsonParser {
+            s: text.as_bytes(),
+            i: 0,
+        };
+        let v = p.value()?;
+        p.ws();
+        if p.i != p.s.len() {
+            return Err(format!("trailing data at {}", p.i));
+        }
+        Ok(v)
+    }
+
+    fn get(&self, key: &str) -> &Json {
+        match self {
+            Json::Obj(fields) => fields
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(&Json::Null, |(_, v)| v),
+            _ => &Json::Null,
+        }
+    }
+
+    fn str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn num(&self) -> Option<f64> {
+        match self {
+            Json::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn bool(&self) -> Option<bool> {
+        match self {
+            Json::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn arr(&self) -> &[Json] {
+        match self {
+            Json::Arr(items) => items,
+            _ => &[],
+        }
+    }
+}
+
+struct JsonParser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl JsonParser<'_> {
+    fn ws(&mut self) {
+        while self.s.get(self.i).is_some_and(|b| b.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, lit: &str) -> Result<(), String> {
+        if self.s[self.i..].starts_with(lit.as_bytes()) {
+            self.i += lit.len();
+            Ok(())
+        } else {
+            Err(format!("expected {lit} at {}", self.i))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.ws();
+        match self.s.get(self.i) {
+            None => Err("unexpected end".into()),
+            Some(b'n') => self.eat("null").map(|()| Json::Null),
+            Some(b't') => self.eat("true").map(|()| Json::Bool(true)),
+            Some(b'f') => self.eat("false").map(|()| Json::Bool(false)),
+            Some(b'"') => self.string().map(Json::Str),
+            Some(b'[') => {
+                self.i += 1;
+                let mut items = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Json::Arr(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Json::Arr(items));
+                        }
+                        _ => return Err(format!("expected , or ] at {}", self.i)),
+                    }
+                }
+            }
+            Some(b'{') => {
+                self.i += 1;
+                let mut fields = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Json::Obj(fields));
+                }
+                loop {
+                    self.ws();
+                    let key = self.string()?;
+                    self.ws();
+                    self.eat(":")?;
+                    fields.push((key, self.value()?));
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Json::Obj(fields));
+                        }
+                        _ => return Err(format!("expected , or }} at {}", self.i)),
+                    }
+                }
+            }
+            Some(_) => {
+                let start = self.i;
+                while self
+                    .s
+                    .get(self.i)
+                    .is_some_and(|b| b"+-.eE0123456789".contains(b))
+                {
+                    self.i += 1;
+                }
+                std::str::from_utf8(&self.s[start..self.i])
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .map(Json::Num)
+                    .ok_or_else(|| format!("bad value at {start}"))
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .ok_or_else(|| format!("bad \\u escape at {}", self.i))?;
+        self.i += 4;
+        Ok(h)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.eat("\"")?;
+        let mut out = Vec::new();
+        loop {
+            let Some(&b) = self.s.get(self.i) else {
+                return Err("unterminated string".into());
+            };
+            self.i += 1;
+            match b {
+                b'"' => return String::from_utf8(out).map_err(|e| e.to_string()),
+                b'\\' => {
+                    let Some(&e) = self.s.get(self.i) else {
+                        return Err("unterminated escape".into());
+                    };
+                    self.i += 1;
+                    let c = match e {
+                        b'"' => '"',
+                        b'\\' => '\\',
+                        b'/' => '/',
+                        b'b' => '\u{8}',
+                        b'f' => '\u{c}',
+                        b'n' => '\n',
+                        b'r' => '\r',
+                        b't' => '\t',
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let code = if (0xd800..0xdc00).contains(&hi) {
+                                self.eat("\\u")?;
+                                let lo = self.hex4()?;
+                                0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(code).unwrap_or('\u{fffd}')
+                        }
+                        _ => return Err(format!("bad escape at {}", self.i)),
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+                _ => out.push(b),
+            }
+        }
+    }
+}
+
+#[test]
+fn json_reader_reads_what_the_scripts_print() {
+    let v = Json::parse(
+        r#"{"a": [1, 2.5e3, -3], "b": {"c": "x\"\u00e9\ud83d\ude00"}, "d": null, "e": true, "f": false, "g": []}"#,
+    )
+    .unwrap();
+    assert_eq!(v.get("a").arr()[1].num(), Some(2500.0));
+    assert_eq!(v.get("b").get("c").str(), Some("x\"é😀"));
+    assert_eq!(v.get("d"), &Json::Null);
+    assert_eq!(v.get("e").bool(), Some(true));
+    assert_eq!(v.get("missing"), &Json::Null);
+    assert!(Json::parse("{\"a\": 1,}").is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Running the client scripts
+// ---------------------------------------------------------------------------
+
+/// One echo as a script reports it.
+#[derive(Debug)]
+struct Echo {
+    kind: String,
+    size: usize,
+    round: usize,
+    ok: bool,
+    /// RSV1 on the server's (first) frame (websockets only).
+    rsv1: Option<bool>,
+    /// Compressed payload bytes of the echo (websockets) or bytes the
+    /// socket read during the exchange (ws).
+    wire: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Report {
+    raw: String,
+    response_extensions: Option<String>,
+    echoes: Vec<Echo>,
+}
+
+impl Report {
+    fn echo(&self, kind: &str, size: usize, round: usize) -> &Echo {
+        self.echoes
+            .iter()
+            .find(|e| e.kind == kind && e.size == size && e.round == round)
+            .unwrap_or_else(|| panic!("no {kind} {size} round {round} echo in {}", self.raw))
+    }
+
+    /// Every kind/size/round was echoed exactly.
+    fn assert_all_echoed(&self) {
+        for kind in ["text", "binary"] {
+            for size in SIZES {
+                for round in 0..2 {
+                    assert!(
+                        self.echo(kind, size, round).ok,
+                        "{kind} {size} B round {round} not echoed exactly: {}",
+                        self.raw
+                    );
+                }
+            }
+        }
+    }
+
+    /// The server answered with `permessage-deflate`, whatever the parameters.
+    fn assert_negotiated(&self) {
+        let header = self.response_extensions.as_deref().unwrap_or_default();
+        assert!(
+            header.split(';').next().map(str::trim) == Some("permessage-deflate"),
+            "permessage-deflate was not negotiated: {}",
+            self.raw
+        );
+    }
+
+    /// The negotiated response has the extension and exactly `params`
+    /// (order-insensitive).
+    fn assert_extension(&self, params: &[&str]) {
+        let header = self
+            .response_extensions
+            .as_deref()
+            .unwrap_or_else(|| panic!("no Sec-WebSocket-Extensions answer: {}", self.raw));
+        let mut parts = header.split(';').map(str::trim);
+        assert_eq!(parts.next(), Some("permessage-deflate"), "{header}");
+        let mut got: Vec<&str> = parts.collect();
+        let mut want = params.to_vec();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "answered: {header}");
+    }
+}
+
+/// Run a client script against `host` and parse its report; panics (with
+/// the script's output and the host's logs) if it failed.
+fn run_script(host: &Host, mut cmd: Command, mode: &str) -> Report {
+    cmd.arg(host.url("/")).arg(mode);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("[{mode}] {}", stdout.trim());
+    assert!(
+        out.status.success(),
+        "client {cmd:?} failed ({}):\nstdout: {stdout}\nstderr: {stderr}\nhost logs:\n{}",
+        out.status,
+        host.logs().join("\n")
+    );
+    let line = stdout.lines().last().unwrap_or_default();
+    let json = Json::parse(line).unwrap_or_else(|e| panic!("bad report ({e}): {stdout}"));
+    let echoes = json
+        .get("echoes")
+        .arr()
+        .iter()
+        .map(|e| Echo {
+            kind: e.get("kind").str().unwrap_or_default().to_owned(),
+            size: e.get("size").num().unwrap_or(-1.0) as usize,
+            round: e.get("round").num().unwrap_or(-1.0) as usize,
+            ok: e.get("ok").bool() == Some(true),
+            rsv1: e.get("rsv1").bool(),
+            wire: e
+                .get("wire_size")
+                .num()
+                .or_else(|| e.get("wire_read").num())
+                .map(|n| n as usize),
+        })
+        .collect();
+    Report {
+        raw: line.to_owned(),
+        response_extensions: json.get("response_extensions").str().map(str::to_owned),
+        echoes,
+    }
+}
+
+fn websockets(host: &Host, mode: &str) -> Option<Report> {
+    let python = python()?;
+    let mut cmd = Command::new(python);
+    cmd.arg(scripts_dir().join("websockets_client.py"));
+    Some(run_script(host, cmd, mode))
+}
+
+fn node_ws(host: &Host, mode: &str) -> Option<Report> {
+    let modules = node_modules()?;
+    let mut cmd = Command::new("node");
+    cmd.arg(scripts_dir().join("ws_client.mjs"))
+        .env("WS_NODE_MODULES", modules);
+    Some(run_script(host, cmd, mode))
+}
+
+/// The server compressed every echo of 10 KiB and more: RSV1 set (if the
+/// client reports it) and fewer than `max_ratio` times the message's bytes
+/// on the wire.
+fn assert_server_compressed(report: &Report, max_ratio: f64) {
+    for kind in ["text", "binary"] {
+        for size in [10 << 10, 1 << 20] {
+            for round in 0..2 {
+                let echo = report.echo(kind, size, round);
+                if let Some(rsv1) = echo.rsv1 {
+                    assert!(rsv1, "{kind} {size} B echo not compressed: {}", report.raw);
+                }
+                let wire = echo.wire.expect("wire bytes reported");
+                assert!(
+                    (wire as f64) < size as f64 * max_ratio,
+                    "{kind} {size} B echo took {wire} bytes on the wire: {}",
+                    report.raw
+                );
+            }
+        }
+    }
+}
+
+/// With context takeover the second, identical 10 KiB echo refers back to
+/// the first and is much smaller; without it, both compress the same.
+fn assert_server_context_takeover(report: &Report, takeover: bool) {
+    for kind in ["text", "binary"] {
+        let first = report.echo(kind, 10 << 10, 0).wire.expect("wire bytes");
+        let second = report.echo(kind, 10 << 10, 1).wire.expect("wire bytes");
+        if takeover {
+            assert!(
+                second * 3 < first,
+                "{kind}: the repeated message did not use the first one ({first} then {second} bytes): {}",
+                report.raw
+            );
+        } else {
+            assert_eq!(
+                first, second,
+                "{kind}: the server kept context across messages: {}",
+                report.raw
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Python websockets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn websockets_default_offer() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = websockets(&host, "default") else {
+        return;
+    };
+    report.assert_all_echoed();
+    // What websockets offers by default is its choice (today
+    // `client_max_window_bits` without a value, answered with nothing).
+    report.assert_negotiated();
+    assert_server_compressed(&report, 0.5);
+    assert_server_context_takeover(&report, true);
+    // Below --deflate-min-size (64) the server sends plain frames.
+    assert_eq!(
+        report.echo("text", 10, 0).rsv1,
+        Some(false),
+        "{}",
+        report.raw
+    );
+}
+
+#[test]
+fn websockets_client_no_context_takeover() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = websockets(&host, "client_no_context_takeover") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["client_no_context_takeover"]);
+    assert_server_compressed(&report, 0.5);
+    assert_server_context_takeover(&report, true);
+}
+
+#[test]
+fn websockets_server_no_context_takeover() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = websockets(&host, "server_no_context_takeover") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["server_no_context_takeover"]);
+    assert_server_compressed(&report, 0.5);
+    assert_server_context_takeover(&report, false);
+}
+
+#[test]
+fn websockets_client_max_window_bits_9() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = websockets(&host, "client_max_window_bits=9") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["client_max_window_bits=9"]);
+    assert_server_compressed(&report, 0.5);
+}
+
+#[test]
+fn websockets_server_max_window_bits_10() {
+    // websockets inflates with a 10-bit window: a server reference further
+    // back than 1 KiB would fail the 1 MiB echoes.
+    let host = Host::start("echo", &[]);
+    let Some(report) = websockets(&host, "server_max_window_bits=10") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["server_max_window_bits=10"]);
+    assert_server_compressed(&report, 0.5);
+}
+
+#[test]
+fn websockets_against_server_side_limits() {
+    // Parameters the server imposes unasked (RFC 7692 §7.1.1.1, §7.1.1.2,
+    // §7.1.2.1): websockets must accept them and the server honour them.
+    let host = Host::start(
+        "echo",
+        &[
+            "--deflate-server-no-context-takeover",
+            "--deflate-client-no-context-takeover",
+            "--deflate-server-max-window-bits",
+            "9",
+            "--deflate-client-max-window-bits",
+            "10",
+        ],
+    );
+    let Some(report) = websockets(&host, "default") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&[
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits=9",
+        "client_max_window_bits=10",
+    ]);
+    // A 512-byte window finds few repeats in the binary messages.
+    assert_server_compressed(&report, 0.9);
+    assert_server_context_takeover(&report, false);
+}
+
+#[test]
+#[ignore = "server bug: --deflate-client-max-window-bits 8 answers client_max_window_bits=8, \
+            which zlib-based clients (Python websockets) refuse, failing the handshake"]
+fn websockets_against_client_max_window_bits_8() {
+    let host = Host::start("echo", &["--deflate-client-max-window-bits", "8"]);
+    let Some(report) = websockets(&host, "default") else {
+        return;
+    };
+    report.assert_all_echoed();
+    assert_server_compressed(&report, 0.5);
+}
+
+#[test]
+fn websockets_without_compression() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = websockets(&host, "none") else {
+        return;
+    };
+    report.assert_all_echoed();
+    assert_eq!(report.response_extensions, None, "{}", report.raw);
+}
+
+// ---------------------------------------------------------------------------
+// Node ws
+// ---------------------------------------------------------------------------
+
+#[test]
+fn ws_default_offer() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = node_ws(&host, "default") else {
+        return;
+    };
+    report.assert_all_echoed();
+    // ws offers `client_max_window_bits` without a value by default.
+    report.assert_negotiated();
+    assert_server_compressed(&report, 0.5);
+    assert_server_context_takeover(&report, true);
+}
+
+#[test]
+fn ws_client_no_context_takeover() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = node_ws(&host, "client_no_context_takeover") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["client_no_context_takeover"]);
+    assert_server_compressed(&report, 0.5);
+}
+
+#[test]
+fn ws_server_no_context_takeover() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = node_ws(&host, "server_no_context_takeover") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["server_no_context_takeover"]);
+    assert_server_compressed(&report, 0.5);
+    assert_server_context_takeover(&report, false);
+}
+
+#[test]
+fn ws_client_max_window_bits_9() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = node_ws(&host, "client_max_window_bits=9") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["client_max_window_bits=9"]);
+    assert_server_compressed(&report, 0.5);
+}
+
+#[test]
+fn ws_server_max_window_bits_10() {
+    let host = Host::start("echo", &[]);
+    let Some(report) = node_ws(&host, "server_max_window_bits=10") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&["server_max_window_bits=10"]);
+    assert_server_compressed(&report, 0.5);
+}
+
+#[test]
+fn ws_against_server_side_limits() {
+    let host = Host::start(
+        "echo",
+        &[
+            "--deflate-server-no-context-takeover",
+            "--deflate-client-no-context-takeover",
+            "--deflate-server-max-window-bits",
+            "9",
+            "--deflate-client-max-window-bits",
+            "10",
+        ],
+    );
+    let Some(report) = node_ws(&host, "default") else {
+        return;
+    };
+    report.assert_all_echoed();
+    report.assert_extension(&[
+        "server_no_context_takeover",
+        "client_no_context_takeover",
+        "server_max_window_bits=9",
+        "client_max_window_bits=10",
+    ]);
+    // A 512-byte window finds few repeats in the binary messages.
+    assert_server_compressed(&report, 0.9);
+    assert_server_context_takeover(&report, false);
+}
+
+// ---------------------------------------------------------------------------
+// tokio-tungstenite (no extension) and the raw client
+// ---------------------------------------------------------------------------
+
+/// Compressible JSON-like text of exactly `size` bytes.
+fn text_message(size: usize, seed: u64) -> String {
+    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let words = ["alpha", "beta", "gamma", "état", "Grüße", "日本語", "ok"];
+    let mut s = String::new();
+    let mut i = 0;
+    while s.len() < size {
+        let w = |n: u64| words[(n % words.len() as u64) as usize];
+        s.push_str(&format!(
+            "{{\"id\":{i},\"name\":\"{}\",\"tags\":[\"{}\"],\"value\":{}}},",
+            w(next()),
+            w(next()),
+            next() % 100_000
+        ));
+        i += 1;
+    }
+    let mut cut = size;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    while s.len() < size {
+        s.push('x');
+    }
+    s
+}
+
+/// Compressible binary: runs of a few pseudo-random patterns.
+fn binary_message(size: usize, seed: u64) -> Vec<u8> {
+    let mut rng = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let patterns: Vec<Vec<u8>> = (0..16)
+        .map(|_| {
+            let len = 4 + (next() % 60) as usize;
+            (0..len).map(|_| next() as u8).collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(size + 64);
+    while out.len() < size {
+        out.extend_from_slice(&patterns[(next() % 16) as usize]);
+        out.push(next() as u8);
+    }
+    out.truncate(size);
+    out
+}
+
+/// All messages a test sends: (opcode, payload), text and binary of each size.
+fn messages() -> Vec<(u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    for (i, size) in SIZES.into_iter().enumerate() {
+        out.push((op::TEXT, text_message(size, i as u64 + 1).into_bytes()));
+        out.push((op::BINARY, binary_message(size, i as u64 + 11)));
+    }
+    out
+}
+
+/// The value of response header `name` (case-insensitive), if present.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Compress `payload` as one permessage-deflate message: sync flush, trailer
+/// stripped (RFC 7692 §7.2.1).
+fn deflate_message(c: &mut Compress, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 1024);
+    let mut pos = 0;
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(1024));
+        }
+        let before = c.total_in();
+        c.compress_vec(&payload[pos..], &mut out, FlushCompress::Sync)
+            .expect("compressing");
+        pos += (c.total_in() - before) as usize;
+        if pos == payload.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    assert!(
+        out.ends_with(&TRAILER),
+        "a sync flush ends with 00 00 ff ff"
+    );
+    out.truncate(out.len() - TRAILER.len());
+    out
+}
+
+/// Inflate one permessage-deflate message (trailer appended, §7.2.2).
+fn inflate_message(d: &mut Decompress, compressed: &[u8], expected_len: usize) -> Vec<u8> {
+    let input = [compressed, &TRAILER[..]].concat();
+    let mut out = Vec::with_capacity(expected_len + 1024);
+    let mut pos = 0;
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(1024));
+        }
+        let before = d.total_in();
+        d.decompress_vec(&input[pos..], &mut out, FlushDecompress::Sync)
+            .unwrap_or_else(|e| panic!("the server's message does not inflate: {e}"));
+        pos += (d.total_in() - before) as usize;
+        if pos == input.len() && out.len() < out.capacity() {
+            break;
+        }
+    }
+    out
+}
+
+/// Read one whole message: (opcode, RSV bits of its first frame, payload as
+/// received).
+async fn read_message(client: &mut RawClient) -> (u8, u8, Vec<u8>) {
+    let first = client.read_frame().await.expect("a frame");
+    assert_ne!(first.opcode, op::CLOSE, "closed: {:?}", first.close_code());
+    let (opcode, rsv, mut payload) = (first.opcode, first.rsv, first.payload);
+    let mut fin = first.fin;
+    while !fin {
+        let next = client.read_frame().await.expect("a continuation frame");
+        assert_eq!(next.opcode, op::CONTINUATION);
+        assert_eq!(next.rsv, 0, "RSV bits on a continuation frame");
+        payload.extend_from_slice(&next.payload);
+        fin = next.fin;
+    }
+    (opcode, rsv, payload)
+}
+
+const MASK: Option<[u8; 4]> = Some([0x5a, 0xc3, 0x17, 0x8e]);
+
+#[tokio::test]
+async fn tokio_tungstenite_without_the_extension_gets_plain_frames() {
+    let host = Host::start("echo", &[]);
+    let (mut ws, response) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    assert!(
+        response.headers().get("sec-websocket-extensions").is_none(),
+        "{response:?}"
+    );
+    // tungstenite fails the connection on any RSV bit it did not negotiate,
+    // so exact echoes also show the frames were plain.
+    for (opcode, payload) in messages() {
+        for _ in 0..2 {
+            let message = if opcode == op::TEXT {
+                Message::text(String::from_utf8(payload.clone()).unwrap())
+            } else {
+                Message::binary(payload.clone())
+            };
+            ws.send(message.clone()).await.unwrap();
+            let echo = ws.next().await.expect("an echo").expect("a valid echo");
+            assert!(echo == message, "{} B echo differs", payload.len());
+        }
+    }
+    ws.close(None).await.unwrap();
+}
+
+#[tokio::test]
+async fn raw_client_without_an_offer_gets_plain_frames() {
+    let host = Host::start("echo", &[]);
+    let (mut client, head) = RawClient::handshake(host.addr, "/", &[]).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Extensions"), None, "{head}");
+    for (opcode, payload) in messages() {
+        client
+            .send_raw(&support::encode_frame(true, 0, opcode, &payload, MASK))
+            .await;
+        let (got_opcode, rsv, echo) = read_message(&mut client).await;
+        assert_eq!((got_opcode, rsv), (opcode, 0));
+        assert!(echo == payload, "{} B echo differs", payload.len());
+    }
+    // RSV1 was not negotiated: a compressed frame fails the connection.
+    let mut c = Compress::new(Compression::default(), false);
+    let z = deflate_message(&mut c, b"hello hello hello");
+    client
+        .send_raw(&support::encode_frame(true, RSV1, op::TEXT, &z, MASK))
+        .await;
+    assert_eq!(client.expect_close().await.0, 1002);
+}
+
+#[tokio::test]
+async fn raw_client_offer_is_refused_with_deflate_false() {
+    let host = Host::start("echo", &["--deflate", "false"]);
+    let (mut client, head) = RawClient::handshake(
+        host.addr,
+        "/",
+        &["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Extensions"), None, "{head}");
+    for (opcode, payload) in messages() {
+        client
+            .send_raw(&support::encode_frame(true, 0, opcode, &payload, MASK))
+            .await;
+        let (got_opcode, rsv, echo) = read_message(&mut client).await;
+        assert_eq!((got_opcode, rsv), (opcode, 0), "plain frames only");
+        assert!(echo == payload, "{} B echo differs", payload.len());
+    }
+    let mut c = Compress::new(Compression::default(), false);
+    let z = deflate_message(&mut c, b"hello hello hello");
+    client
+        .send_raw(&support::encode_frame(true, RSV1, op::TEXT, &z, MASK))
+        .await;
+    assert_eq!(client.expect_close().await.0, 1002);
+}
+
+#[tokio::test]
+async fn raw_client_compressed_frames_round_trip() {
+    let host = Host::start("echo", &[]);
+    let (mut client, head) = RawClient::handshake(
+        host.addr,
+        "/",
+        &["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(
+        header(&head, "Sec-WebSocket-Extensions"),
+        Some("permessage-deflate"),
+        "{head}"
+    );
+    // Context takeover both ways: one compressor and one decompressor for
+    // the whole connection.
+    let mut c = Compress::new(Compression::new(6), false);
+    let mut d = Decompress::new(false);
+    let mut sizes_10k = Vec::new();
+    for (opcode, payload) in messages() {
+        for round in 0..2 {
+            let z = deflate_message(&mut c, &payload);
+            client
+                .send_raw(&support::encode_frame(true, RSV1, opcode, &z, MASK))
+                .await;
+            let (got_opcode, rsv, wire) = read_message(&mut client).await;
+            assert_eq!(got_opcode, opcode);
+            let echo = if rsv == RSV1 {
+                inflate_message(&mut d, &wire, payload.len())
+            } else {
+                assert_eq!(rsv, 0);
+                assert!(
+                    payload.len() < 64,
+                    "{} B echo sent uncompressed",
+                    payload.len()
+                );
+                wire.clone()
+            };
+            assert!(echo == payload, "{} B echo differs", payload.len());
+            if payload.len() >= 64 {
+                assert!(wire.len() < payload.len() / 2, "{} B", payload.len());
+            }
+            if payload.len() == 10 << 10 {
+                sizes_10k.push((opcode, round, wire.len()));
+            }
+        }
+    }
+    // The second, identical 10 KiB message refers back to the first.
+    for pair in sizes_10k.chunks(2) {
+        assert!(pair[1].2 * 3 < pair[0].2, "{sizes_10k:?}");
+    }
+
+    // A compressed message in three fragments: RSV1 on the first only.
+    let message = text_message(30_000, 99).into_bytes();
+    let z = deflate_message(&mut c, &message);
+    let third = z.len() / 3;
+    let parts = [&z[..third], &z[third..2 * third], &z[2 * third..]];
+    for (i, part) in parts.iter().enumerate() {
+        let (rsv, opcode) = if i == 0 {
+            (RSV1, op::TEXT)
+        } else {
+            (0, op::CONTINUATION)
+        };
+        client
+            .send_raw(&support::encode_frame(i == 2, rsv, opcode, part, MASK))
+            .await;
+    }
+    let (opcode, rsv, wire) = read_message(&mut client).await;
+    assert_eq!((opcode, rsv), (op::TEXT, RSV1));
+    assert!(inflate_message(&mut d, &wire, message.len()) == message);
+
+    // An uncompressed message on a compressed connection is fine too.
+    let plain = text_message(5000, 7).into_bytes();
+    client
+        .send_raw(&support::encode_frame(true, 0, op::TEXT, &plain, MASK))
+        .await;
+    let (opcode, rsv, wire) = read_message(&mut client).await;
+    assert_eq!((opcode, rsv), (op::TEXT, RSV1));
+    assert!(inflate_message(&mut d, &wire, plain.len()) == plain);
+
+    client
+        .send_raw(&support::encode_frame(
+            true,
+            0,
+            op::CLOSE,
+            &1000u16.to_be_bytes(),
+            MASK,
+        ))
+        .await;
+    assert_eq!(client.expect_close().await.0, 1000);
+}
+
+#[tokio::test]
+async fn raw_client_server_no_context_takeover_and_9_bit_window() {
+    // Each echo must inflate on its own, with a fresh 9-bit-window
+    // decompressor: no reference into earlier messages, none further back
+    // than 512 bytes.
+    let host = Host::start(
+        "echo",
+        &[
+            "--deflate-server-no-context-takeover",
+            "--deflate-server-max-window-bits",
+            "9",
+        ],
+    );
+    let (mut client, head) = RawClient::handshake(
+        host.addr,
+        "/",
+        &["Sec-WebSocket-Extensions: permessage-deflate"],
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(
+        header(&head, "Sec-WebSocket-Extensions"),
+        Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=9"),
+        "{head}"
+    );
+    let mut c = Compress::new(Compression::new(6), false);
+    for (opcode, payload) in messages() {
+        for _ in 0..2 {
+            let z = deflate_message(&mut c, &payload);
+            client
+                .send_raw(&support::encode_frame(true, RSV1, opcode, &z, MASK))
+                .await;
+            let (got_opcode, rsv, wire) = read_message(&mut client).await;
+            assert_eq!(got_opcode, opcode);
+            let echo = if rsv == RSV1 {
+                let mut d = Decompress::new_with_window_bits(false, 9);
+                inflate_message(&mut d, &wire, payload.len())
+            } else {
+                assert!(payload.len() < 64);
+                wire
+            };
+            assert!(echo == payload, "{} B echo differs", payload.len());
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Per-connection limits: a guest that burns its CPU budget or its memory
+//! is stopped (1011, logged with the limit) and nobody else notices.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use support::{Host, RawClient, op};
+use tokio_tungstenite::tungstenite::Message;
+
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn echo_once(client: &mut Client, text: String) {
+    client.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), Message::text(text));
+}
+
+/// Echo on `client` until `stop`; returns when each echo completed and
+/// how long it took.
+async fn keep_echoing(
+    mut client: Client,
+    name: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<(Instant, Duration)> {
+    let mut samples = Vec::new();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        echo_once(&mut client, format!("{name}:{n}")).await;
+        samples.push((Instant::now(), sent.elapsed()));
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = client.close(None).await;
+    samples
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[index]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_guest_is_stopped_after_its_cpu_budget_while_100_neighbours_keep_echoing() {
+    let host = Host::start("misbehave", &["--guest-cpu-ms", "200"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut neighbours = Vec::new();
+    for name in 0..100 {
+        let (mut client, _) = tokio_tungstenite::connect_async(host.url("/"))
+            .await
+            .unwrap();
+        echo_once(&mut client, "hello".into()).await;
+        neighbours.push(tokio::spawn(keep_echoing(client, name, stop.clone())));
+    }
+
+    let mut victim = RawClient::connect(host.addr, "/loop", &[]).await;
+    let started = Instant::now();
+    victim.send_frame(true, op::TEXT, b"spin").await;
+    let (code, _) = victim.expect_close().await;
+    let stopped_after = started.elapsed();
+    assert_eq!(code, 1011);
+    assert!(
+        stopped_after < Duration::from_secs(5),
+        "the looping guest ran for {stopped_after:?}"
+    );
+    let line = host.wait_for_log(&["guest exceeded its CPU budget of 200 ms"]);
+    assert!(line.contains("version="), "{line}");
+
+    stop.store(true, Ordering::Relaxed);
+    let mut during = Vec::new();
+    let mut total = 0;
+    for neighbour in neighbours {
+        let samples = neighbour.await.expect("a neighbour's echo failed");
+        total += samples.len();
+        during.extend(
+            samples
+                .into_iter()
+                .filter(|(at, _)| *at >= started && *at <= started + stopped_after)
+                .map(|(_, latency)| latency),
+        );
+    }
+    during.sort();
+    println!(
+        "looping guest (budget 200 ms) stopped after {:?}; 100 neighbours: {total} echoes, \
+         {} while it ran: p50 {:?}, p99 {:?}, max {:?}",
+        stopped_after,
+        during.len(),
+        percentile(&during, 0.50),
+        percentile(&during, 0.99),
+        during.last().copied().unwrap_or_default(),
+    );
+    assert!(
+        !during.is_empty(),
+        "no neighbour echoed while the guest spun"
+    );
+}
+
+#[tokio::test]
+async fn a_guest_idle_in_receive_longer_than_its_budget_is_not_stopped() {
+    let host = Host::start("misbehave", &["--guest-cpu-ms", "100"]);
+    let (mut client, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        // The guest waits in `receive` for far longer than its budget:
+        // waiting is not running.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        echo_once(&mut client, format!("still here {i}")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_the_guest_memory_limit() {
+    let host = Host::start("misbehave", &["--guest-memory", "32MiB"]);
+    let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    echo_once(&mut neighbour, "before".into()).await;
+
+    let mut bomb = RawClient::connect(host.addr, "/alloc", &[]).await;
+    bomb.send_frame(true, op::TEXT, b"grow").await;
+    let (code, _) = bomb.expect_close().await;
+    assert_eq!(code, 1011);
+    let line = host.wait_for_log(&["guest failed", "memory limit of 33554432 bytes exceeded"]);
+    assert!(line.contains("version="), "{line}");
+
+    echo_once(&mut neighbour, "after".into()).await;
+}
+
+#[tokio::test]
+async fn guest_output_is_logged_with_its_connection_and_version() {
+    let host = Host::start("misbehave", &[]);
+    let mut client = RawClient::connect(host.addr, "/panic", &[]).await;
+    client.send_frame(true, op::TEXT, b"boom").await;
+    let (code, _) = client.expect_close().await;
+    assert_eq!(code, 1011);
+    let line = host.wait_for_log(&["guest panicked on purpose", "stderr"]);
+    assert!(
+        line.contains("conn=") && line.contains("version="),
+        "{line}"
+    );
+}
