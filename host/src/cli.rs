@@ -118,8 +118,8 @@ pub struct ServeArgs {
     /// Offer permessage-deflate (RFC 7692) to clients that ask for it.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub deflate: bool,
-    /// Reset the server's compression context after every message (less
-    /// memory per connection, worse compression).
+    /// Start every message with a fresh compressor, freed after the message
+    /// (lean mode: an idle connection holds no zlib state; compresses worse).
     #[arg(long)]
     pub deflate_server_no_context_takeover: bool,
     /// Ask clients to reset their compression context after every message.
@@ -129,7 +129,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(9..=15))]
     pub deflate_server_max_window_bits: u8,
     /// Largest LZ77 window clients may compress with (2^N bytes); asked
-    /// for only when the client offers the parameter.
+    /// for only when the client offers the parameter, and 8 only of clients
+    /// that offer 8 themselves (others are asked for 9).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u8).range(8..=15))]
     pub deflate_client_max_window_bits: u8,
     /// zlib compression level, 0 (store) to 9 (smallest).
