@@ -6,9 +6,16 @@
 //! - [`server`]: the IO layer: listener and per-connection driver.
 //! - [`runtime`]: wasmtime: engine, component loading, the WIT host.
 //! - [`config`]: every knob, with its default.
+//!
+//! Without the default `server` feature only [`protocol`] is built (no
+//! tokio, no wasmtime): that is what the fuzz targets use.
 
+#[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
 pub mod config;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod runtime;
+#[cfg(feature = "server")]
 pub mod server;
