@@ -92,8 +92,33 @@ async fn shutdown_signal() {
     }
 }
 
+/// Memory mappings one live guest instance costs (measured: a few).
+const MAPS_PER_INSTANCE: usize = 6;
+
+/// Warn when the kernel's per-process mapping limit cannot hold the
+/// configured number of live instances: past it, instantiation fails.
+fn check_map_count(max_connections: usize) {
+    let Ok(text) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
+        return;
+    };
+    let Ok(limit) = text.trim().parse::<usize>() else {
+        return;
+    };
+    let needed = max_connections.saturating_mul(MAPS_PER_INSTANCE);
+    if needed > limit {
+        tracing::warn!(
+            max_connections,
+            vm_max_map_count = limit,
+            "vm.max_map_count caps live guest instances near {}; raise it to at least {needed} \
+             (sysctl -w vm.max_map_count={needed}) or lower --max-connections",
+            limit / MAPS_PER_INSTANCE
+        );
+    }
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.config());
+    check_map_count(config.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
