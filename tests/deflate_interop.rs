@@ -16,6 +16,8 @@
 //! written last. Without `python3` (or `node`/`npm`) the tests print SKIP and
 //! pass, unless `CI` is set: then they fail.
 
+#[path = "interop/deflate_codec.rs"]
+mod deflate_codec;
 mod support;
 
 use std::fs::{self, File};
@@ -24,13 +26,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use deflate_codec::{deflate_message, inflate_message, xorshift};
+use flate2::{Compress, Compression, Decompress};
 use futures_util::{SinkExt, StreamExt};
 use support::{Host, RawClient, op};
 use tokio_tungstenite::tungstenite::Message;
 
 const SIZES: [usize; 3] = [10, 10 << 10, 1 << 20];
-const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// RSV1 as `encode_frame` takes it and `Frame::rsv` reports it.
 const RSV1: u8 = 0b100;
 
@@ -273,6 +275,34 @@ impl JsonParser<'_> {
         }
     }
 
+    /// The comma-separated items of an array or object, each read by `item`,
+    /// from its opening bracket through its closing one, `close`.
+    fn items<T>(
+        &mut self,
+        close: u8,
+        mut item: impl FnMut(&mut Self) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        self.i += 1;
+        let mut items = Vec::new();
+        self.ws();
+        if self.s.get(self.i) == Some(&close) {
+            self.i += 1;
+            return Ok(items);
+        }
+        loop {
+            items.push(item(self)?);
+            self.ws();
+            match self.s.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(&b) if b == close => {
+                    self.i += 1;
+                    return Ok(items);
+                }
+                _ => return Err(format!("expected , or {} at {}", close as char, self.i)),
+            }
+        }
+    }
+
     fn value(&mut self) -> Result<Json, String> {
         self.ws();
         match self.s.get(self.i) {
@@ -281,52 +311,16 @@ impl JsonParser<'_> {
             Some(b't') => self.eat("true").map(|()| Json::Bool(true)),
             Some(b'f') => self.eat("false").map(|()| Json::Bool(false)),
             Some(b'"') => self.string().map(Json::Str),
-            Some(b'[') => {
-                self.i += 1;
-                let mut items = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Ok(Json::Arr(items));
-                }
-                loop {
-                    items.push(self.value()?);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Json::Arr(items));
-                        }
-                        _ => return Err(format!("expected , or ] at {}", self.i)),
-                    }
-                }
-            }
-            Some(b'{') => {
-                self.i += 1;
-                let mut fields = Vec::new();
-                self.ws();
-                if self.s.get(self.i) == Some(&b'}') {
-                    self.i += 1;
-                    return Ok(Json::Obj(fields));
-                }
-                loop {
-                    self.ws();
-                    let key = self.string()?;
-                    self.ws();
-                    self.eat(":")?;
-                    fields.push((key, self.value()?));
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Json::Obj(fields));
-                        }
-                        _ => return Err(format!("expected , or }} at {}", self.i)),
-                    }
-                }
-            }
+            Some(b'[') => self.items(b']', Self::value).map(Json::Arr),
+            Some(b'{') => self
+                .items(b'}', |p| {
+                    p.ws();
+                    let key = p.string()?;
+                    p.ws();
+                    p.eat(":")?;
+                    Ok((key, p.value()?))
+                })
+                .map(Json::Obj),
             Some(_) => {
                 let start = self.i;
                 while self
@@ -533,19 +527,45 @@ fn run_script(host: &Host, mut cmd: Command, mode: &str) -> Report {
     }
 }
 
-fn websockets(host: &Host, mode: &str) -> Option<Report> {
-    let python = python()?;
-    let mut cmd = Command::new(python);
-    cmd.arg(scripts_dir().join("websockets_client.py"));
-    Some(run_script(host, cmd, mode))
+/// The client libraries the scripts in tests/interop/ drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Client {
+    /// Python's `websockets` (websockets_client.py).
+    Python,
+    /// Node's `ws` (ws_client.mjs).
+    Node,
 }
 
-fn node_ws(host: &Host, mode: &str) -> Option<Report> {
-    let modules = node_modules()?;
-    let mut cmd = Command::new("node");
-    cmd.arg(scripts_dir().join("ws_client.mjs"))
-        .env("WS_NODE_MODULES", modules);
-    Some(run_script(host, cmd, mode))
+impl Client {
+    /// Run this client's script against `host` offering `mode`; None (SKIP)
+    /// without its runtime.
+    fn run(self, host: &Host, mode: &str) -> Option<Report> {
+        let cmd = match self {
+            Client::Python => {
+                let mut cmd = Command::new(python()?);
+                cmd.arg(scripts_dir().join("websockets_client.py"));
+                cmd
+            }
+            Client::Node => {
+                let modules = node_modules()?;
+                let mut cmd = Command::new("node");
+                cmd.arg(scripts_dir().join("ws_client.mjs"))
+                    .env("WS_NODE_MODULES", modules);
+                cmd
+            }
+        };
+        Some(run_script(host, cmd, mode))
+    }
+}
+
+/// Start the echo guest with `host_args`, run `client` offering `mode` and
+/// check that every message came back exactly; None (SKIP) without the
+/// client's runtime.
+fn echoed(client: Client, host_args: &[&str], mode: &str) -> Option<Report> {
+    let host = Host::start("echo", host_args);
+    let report = client.run(&host, mode)?;
+    report.assert_all_echoed();
+    Some(report)
 }
 
 /// The server compressed every echo of 10 KiB and more: RSV1 set (if the
@@ -593,97 +613,78 @@ fn assert_server_context_takeover(report: &Report, takeover: bool) {
 }
 
 // ---------------------------------------------------------------------------
-// Python websockets
+// Scenarios for the Python websockets and Node ws clients
 // ---------------------------------------------------------------------------
 
-#[test]
-fn websockets_default_offer() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = websockets(&host, "default") else {
+fn default_offer(client: Client) {
+    let Some(report) = echoed(client, &[], "default") else {
         return;
     };
-    report.assert_all_echoed();
-    // What websockets offers by default is its choice (today
+    // What the client offers by default is its choice (today both offer
     // `client_max_window_bits` without a value, answered with nothing).
     report.assert_negotiated();
     assert_server_compressed(&report, 0.5);
     assert_server_context_takeover(&report, true);
-    // Below --deflate-min-size (64) the server sends plain frames.
-    assert_eq!(
-        report.echo("text", 10, 0).rsv1,
-        Some(false),
-        "{}",
-        report.raw
-    );
+    // Below --deflate-min-size (64) the server sends plain frames (only
+    // websockets reports RSV1).
+    if client == Client::Python {
+        assert_eq!(
+            report.echo("text", 10, 0).rsv1,
+            Some(false),
+            "{}",
+            report.raw
+        );
+    }
 }
 
-#[test]
-fn websockets_client_no_context_takeover() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = websockets(&host, "client_no_context_takeover") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["client_no_context_takeover"]);
+/// The client offers `param` alone and the server answers with exactly it,
+/// compressing every echo; None (SKIP) without the client's runtime.
+fn offer_answered(client: Client, param: &str) -> Option<Report> {
+    let report = echoed(client, &[], param)?;
+    report.assert_extension(&[param]);
     assert_server_compressed(&report, 0.5);
-    assert_server_context_takeover(&report, true);
+    Some(report)
 }
 
-#[test]
-fn websockets_server_no_context_takeover() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = websockets(&host, "server_no_context_takeover") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["server_no_context_takeover"]);
-    assert_server_compressed(&report, 0.5);
-    assert_server_context_takeover(&report, false);
+fn client_no_context_takeover(client: Client) {
+    // Checked with websockets only.
+    if let Some(report) = offer_answered(client, "client_no_context_takeover")
+        && client == Client::Python
+    {
+        assert_server_context_takeover(&report, true);
+    }
 }
 
-#[test]
-fn websockets_client_max_window_bits_9() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = websockets(&host, "client_max_window_bits=9") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["client_max_window_bits=9"]);
-    assert_server_compressed(&report, 0.5);
+fn server_no_context_takeover(client: Client) {
+    if let Some(report) = offer_answered(client, "server_no_context_takeover") {
+        assert_server_context_takeover(&report, false);
+    }
 }
 
-#[test]
-fn websockets_server_max_window_bits_10() {
-    // websockets inflates with a 10-bit window: a server reference further
-    // back than 1 KiB would fail the 1 MiB echoes.
-    let host = Host::start("echo", &[]);
-    let Some(report) = websockets(&host, "server_max_window_bits=10") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["server_max_window_bits=10"]);
-    assert_server_compressed(&report, 0.5);
+fn client_max_window_bits_9(client: Client) {
+    offer_answered(client, "client_max_window_bits=9");
 }
 
-#[test]
-fn websockets_against_server_side_limits() {
-    // Parameters the server imposes unasked (RFC 7692 §7.1.1.1, §7.1.1.2,
-    // §7.1.2.1): websockets must accept them and the server honour them.
-    let host = Host::start(
-        "echo",
-        &[
-            "--deflate-server-no-context-takeover",
-            "--deflate-client-no-context-takeover",
-            "--deflate-server-max-window-bits",
-            "9",
-            "--deflate-client-max-window-bits",
-            "10",
-        ],
-    );
-    let Some(report) = websockets(&host, "default") else {
+/// The client inflates with a 10-bit window: a server reference further
+/// back than 1 KiB would fail the 1 MiB echoes.
+fn server_max_window_bits_10(client: Client) {
+    offer_answered(client, "server_max_window_bits=10");
+}
+
+/// Parameters the server imposes unasked (RFC 7692 §7.1.1.1, §7.1.1.2,
+/// §7.1.2.1): the client must accept them and the server honour them.
+fn against_server_side_limits(client: Client) {
+    let host_args = [
+        "--deflate-server-no-context-takeover",
+        "--deflate-client-no-context-takeover",
+        "--deflate-server-max-window-bits",
+        "9",
+        "--deflate-client-max-window-bits",
+        "10",
+    ];
+    let Some(report) = echoed(client, &host_args, "default") else {
         return;
     };
-    report.assert_all_echoed();
     report.assert_extension(&[
         "server_no_context_takeover",
         "client_no_context_takeover",
@@ -698,114 +699,48 @@ fn websockets_against_server_side_limits() {
 /// zlib-based clients (Python websockets) cannot compress with an 8-bit
 /// window and refuse an answer of 8: the server answers 9 unless the client
 /// offered 8 itself.
-#[test]
-fn websockets_against_client_max_window_bits_8() {
-    let host = Host::start("echo", &["--deflate-client-max-window-bits", "8"]);
-    let Some(report) = websockets(&host, "default") else {
+fn against_client_max_window_bits_8(client: Client) {
+    let host_args = ["--deflate-client-max-window-bits", "8"];
+    let Some(report) = echoed(client, &host_args, "default") else {
         return;
     };
-    report.assert_all_echoed();
     assert_server_compressed(&report, 0.5);
 }
 
-#[test]
-fn websockets_without_compression() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = websockets(&host, "none") else {
+fn without_compression(client: Client) {
+    let Some(report) = echoed(client, &[], "none") else {
         return;
     };
-    report.assert_all_echoed();
     assert_eq!(report.response_extensions, None, "{}", report.raw);
 }
 
-// ---------------------------------------------------------------------------
-// Node ws
-// ---------------------------------------------------------------------------
-
-#[test]
-fn ws_default_offer() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = node_ws(&host, "default") else {
-        return;
+/// `scenario: test(Client), …;` defines each `#[test] fn test()` as
+/// `scenario(Client::…)`.
+macro_rules! client_tests {
+    ($($scenario:ident: $($test:ident($client:ident)),+;)+) => {
+        $($(
+            #[test]
+            fn $test() {
+                $scenario(Client::$client);
+            }
+        )+)+
     };
-    report.assert_all_echoed();
-    // ws offers `client_max_window_bits` without a value by default.
-    report.assert_negotiated();
-    assert_server_compressed(&report, 0.5);
-    assert_server_context_takeover(&report, true);
 }
 
-#[test]
-fn ws_client_no_context_takeover() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = node_ws(&host, "client_no_context_takeover") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["client_no_context_takeover"]);
-    assert_server_compressed(&report, 0.5);
-}
-
-#[test]
-fn ws_server_no_context_takeover() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = node_ws(&host, "server_no_context_takeover") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["server_no_context_takeover"]);
-    assert_server_compressed(&report, 0.5);
-    assert_server_context_takeover(&report, false);
-}
-
-#[test]
-fn ws_client_max_window_bits_9() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = node_ws(&host, "client_max_window_bits=9") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["client_max_window_bits=9"]);
-    assert_server_compressed(&report, 0.5);
-}
-
-#[test]
-fn ws_server_max_window_bits_10() {
-    let host = Host::start("echo", &[]);
-    let Some(report) = node_ws(&host, "server_max_window_bits=10") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&["server_max_window_bits=10"]);
-    assert_server_compressed(&report, 0.5);
-}
-
-#[test]
-fn ws_against_server_side_limits() {
-    let host = Host::start(
-        "echo",
-        &[
-            "--deflate-server-no-context-takeover",
-            "--deflate-client-no-context-takeover",
-            "--deflate-server-max-window-bits",
-            "9",
-            "--deflate-client-max-window-bits",
-            "10",
-        ],
-    );
-    let Some(report) = node_ws(&host, "default") else {
-        return;
-    };
-    report.assert_all_echoed();
-    report.assert_extension(&[
-        "server_no_context_takeover",
-        "client_no_context_takeover",
-        "server_max_window_bits=9",
-        "client_max_window_bits=10",
-    ]);
-    // A 512-byte window finds few repeats in the binary messages.
-    assert_server_compressed(&report, 0.9);
-    assert_server_context_takeover(&report, false);
+client_tests! {
+    default_offer: websockets_default_offer(Python), ws_default_offer(Node);
+    client_no_context_takeover:
+        websockets_client_no_context_takeover(Python), ws_client_no_context_takeover(Node);
+    server_no_context_takeover:
+        websockets_server_no_context_takeover(Python), ws_server_no_context_takeover(Node);
+    client_max_window_bits_9:
+        websockets_client_max_window_bits_9(Python), ws_client_max_window_bits_9(Node);
+    server_max_window_bits_10:
+        websockets_server_max_window_bits_10(Python), ws_server_max_window_bits_10(Node);
+    against_server_side_limits:
+        websockets_against_server_side_limits(Python), ws_against_server_side_limits(Node);
+    against_client_max_window_bits_8: websockets_against_client_max_window_bits_8(Python);
+    without_compression: websockets_without_compression(Python);
 }
 
 // ---------------------------------------------------------------------------
@@ -814,13 +749,7 @@ fn ws_against_server_side_limits() {
 
 /// Compressible JSON-like text of exactly `size` bytes.
 fn text_message(size: usize, seed: u64) -> String {
-    let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let words = ["alpha", "beta", "gamma", "état", "Grüße", "日本語", "ok"];
     let mut s = String::new();
     let mut i = 0;
@@ -847,13 +776,7 @@ fn text_message(size: usize, seed: u64) -> String {
 
 /// Compressible binary: runs of a few pseudo-random patterns.
 fn binary_message(size: usize, seed: u64) -> Vec<u8> {
-    let mut rng = seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = xorshift(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1);
     let patterns: Vec<Vec<u8>> = (0..16)
         .map(|_| {
             let len = 4 + (next() % 60) as usize;
@@ -887,49 +810,10 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Compress `payload` as one permessage-deflate message: sync flush, trailer
-/// stripped (RFC 7692 §7.2.1).
-fn deflate_message(c: &mut Compress, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 1024);
-    let mut pos = 0;
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(1024));
-        }
-        let before = c.total_in();
-        c.compress_vec(&payload[pos..], &mut out, FlushCompress::Sync)
-            .expect("compressing");
-        pos += (c.total_in() - before) as usize;
-        if pos == payload.len() && out.len() < out.capacity() {
-            break;
-        }
-    }
-    assert!(
-        out.ends_with(&TRAILER),
-        "a sync flush ends with 00 00 ff ff"
-    );
-    out.truncate(out.len() - TRAILER.len());
-    out
-}
-
-/// Inflate one permessage-deflate message (trailer appended, §7.2.2).
-fn inflate_message(d: &mut Decompress, compressed: &[u8], expected_len: usize) -> Vec<u8> {
-    let input = [compressed, &TRAILER[..]].concat();
-    let mut out = Vec::with_capacity(expected_len + 1024);
-    let mut pos = 0;
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(1024));
-        }
-        let before = d.total_in();
-        d.decompress_vec(&input[pos..], &mut out, FlushDecompress::Sync)
-            .unwrap_or_else(|e| panic!("the server's message does not inflate: {e}"));
-        pos += (d.total_in() - before) as usize;
-        if pos == input.len() && out.len() < out.capacity() {
-            break;
-        }
-    }
-    out
+/// Inflate one of the server's messages; panics if it does not inflate.
+fn inflate(d: &mut Decompress, compressed: &[u8], expected_len: usize) -> Vec<u8> {
+    inflate_message(d, compressed, expected_len)
+        .unwrap_or_else(|e| panic!("the server's message does not inflate: {e}"))
 }
 
 /// Read one whole message: (opcode, RSV bits of its first frame, payload as
@@ -950,6 +834,69 @@ async fn read_message(client: &mut RawClient) -> (u8, u8, Vec<u8>) {
 }
 
 const MASK: Option<[u8; 4]> = Some([0x5a, 0xc3, 0x17, 0x8e]);
+
+/// Start the echo guest with `host_args` and open a raw connection with
+/// extra handshake `headers`; checks the 101 and the
+/// `Sec-WebSocket-Extensions` answer (`answer`, or none).
+async fn open(host_args: &[&str], headers: &[&str], answer: Option<&str>) -> (Host, RawClient) {
+    let host = Host::start("echo", host_args);
+    let (client, head) = RawClient::handshake(host.addr, "/", headers).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Extensions"), answer, "{head}");
+    (host, client)
+}
+
+/// On a connection without the extension: every message comes back exactly,
+/// in plain frames, and a compressed frame (RSV1 was not negotiated) fails
+/// the connection.
+async fn assert_plain_connection(host_args: &[&str], headers: &[&str]) {
+    let (_host, mut client) = open(host_args, headers, None).await;
+    for (opcode, payload) in messages() {
+        client
+            .send_raw(&support::encode_frame(true, 0, opcode, &payload, MASK))
+            .await;
+        let (got_opcode, rsv, echo) = read_message(&mut client).await;
+        assert_eq!((got_opcode, rsv), (opcode, 0), "plain frames only");
+        assert!(echo == payload, "{} B echo differs", payload.len());
+    }
+    let mut c = Compress::new(Compression::default(), false);
+    let z = deflate_message(&mut c, b"hello hello hello");
+    client
+        .send_raw(&support::encode_frame(true, RSV1, op::TEXT, &z, MASK))
+        .await;
+    assert_eq!(client.expect_close().await.0, 1002);
+}
+
+/// Send `payload` compressed with `c` in one frame and check its echo,
+/// inflated with `d` (the server sends echoes under 64 bytes plain);
+/// returns the echo's payload bytes on the wire.
+async fn compressed_echo(
+    client: &mut RawClient,
+    c: &mut Compress,
+    d: &mut Decompress,
+    opcode: u8,
+    payload: &[u8],
+) -> usize {
+    let z = deflate_message(c, payload);
+    client
+        .send_raw(&support::encode_frame(true, RSV1, opcode, &z, MASK))
+        .await;
+    let (got_opcode, rsv, wire) = read_message(client).await;
+    assert_eq!(got_opcode, opcode);
+    let echo = if rsv == RSV1 {
+        inflate(d, &wire, payload.len())
+    } else {
+        assert_eq!(rsv, 0);
+        assert!(
+            payload.len() < 64,
+            "{} B echo sent uncompressed",
+            payload.len()
+        );
+        wire.clone()
+    };
+    assert!(echo == payload, "{} B echo differs", payload.len());
+    wire.len()
+}
 
 #[tokio::test]
 async fn tokio_tungstenite_without_the_extension_gets_plain_frames() {
@@ -980,69 +927,26 @@ async fn tokio_tungstenite_without_the_extension_gets_plain_frames() {
 
 #[tokio::test]
 async fn raw_client_without_an_offer_gets_plain_frames() {
-    let host = Host::start("echo", &[]);
-    let (mut client, head) = RawClient::handshake(host.addr, "/", &[]).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_eq!(header(&head, "Sec-WebSocket-Extensions"), None, "{head}");
-    for (opcode, payload) in messages() {
-        client
-            .send_raw(&support::encode_frame(true, 0, opcode, &payload, MASK))
-            .await;
-        let (got_opcode, rsv, echo) = read_message(&mut client).await;
-        assert_eq!((got_opcode, rsv), (opcode, 0));
-        assert!(echo == payload, "{} B echo differs", payload.len());
-    }
-    // RSV1 was not negotiated: a compressed frame fails the connection.
-    let mut c = Compress::new(Compression::default(), false);
-    let z = deflate_message(&mut c, b"hello hello hello");
-    client
-        .send_raw(&support::encode_frame(true, RSV1, op::TEXT, &z, MASK))
-        .await;
-    assert_eq!(client.expect_close().await.0, 1002);
+    assert_plain_connection(&[], &[]).await;
 }
 
 #[tokio::test]
 async fn raw_client_offer_is_refused_with_deflate_false() {
-    let host = Host::start("echo", &["--deflate", "false"]);
-    let (mut client, head) = RawClient::handshake(
-        host.addr,
-        "/",
+    assert_plain_connection(
+        &["--deflate", "false"],
         &["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
     )
     .await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_eq!(header(&head, "Sec-WebSocket-Extensions"), None, "{head}");
-    for (opcode, payload) in messages() {
-        client
-            .send_raw(&support::encode_frame(true, 0, opcode, &payload, MASK))
-            .await;
-        let (got_opcode, rsv, echo) = read_message(&mut client).await;
-        assert_eq!((got_opcode, rsv), (opcode, 0), "plain frames only");
-        assert!(echo == payload, "{} B echo differs", payload.len());
-    }
-    let mut c = Compress::new(Compression::default(), false);
-    let z = deflate_message(&mut c, b"hello hello hello");
-    client
-        .send_raw(&support::encode_frame(true, RSV1, op::TEXT, &z, MASK))
-        .await;
-    assert_eq!(client.expect_close().await.0, 1002);
 }
 
 #[tokio::test]
 async fn raw_client_compressed_frames_round_trip() {
-    let host = Host::start("echo", &[]);
-    let (mut client, head) = RawClient::handshake(
-        host.addr,
-        "/",
+    let (_host, mut client) = open(
+        &[],
         &["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"],
+        Some("permessage-deflate"),
     )
     .await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_eq!(
-        header(&head, "Sec-WebSocket-Extensions"),
-        Some("permessage-deflate"),
-        "{head}"
-    );
     // Context takeover both ways: one compressor and one decompressor for
     // the whole connection.
     let mut c = Compress::new(Compression::new(6), false);
@@ -1050,29 +954,12 @@ async fn raw_client_compressed_frames_round_trip() {
     let mut sizes_10k = Vec::new();
     for (opcode, payload) in messages() {
         for round in 0..2 {
-            let z = deflate_message(&mut c, &payload);
-            client
-                .send_raw(&support::encode_frame(true, RSV1, opcode, &z, MASK))
-                .await;
-            let (got_opcode, rsv, wire) = read_message(&mut client).await;
-            assert_eq!(got_opcode, opcode);
-            let echo = if rsv == RSV1 {
-                inflate_message(&mut d, &wire, payload.len())
-            } else {
-                assert_eq!(rsv, 0);
-                assert!(
-                    payload.len() < 64,
-                    "{} B echo sent uncompressed",
-                    payload.len()
-                );
-                wire.clone()
-            };
-            assert!(echo == payload, "{} B echo differs", payload.len());
+            let wire = compressed_echo(&mut client, &mut c, &mut d, opcode, &payload).await;
             if payload.len() >= 64 {
-                assert!(wire.len() < payload.len() / 2, "{} B", payload.len());
+                assert!(wire < payload.len() / 2, "{} B", payload.len());
             }
             if payload.len() == 10 << 10 {
-                sizes_10k.push((opcode, round, wire.len()));
+                sizes_10k.push((opcode, round, wire));
             }
         }
     }
@@ -1098,7 +985,7 @@ async fn raw_client_compressed_frames_round_trip() {
     }
     let (opcode, rsv, wire) = read_message(&mut client).await;
     assert_eq!((opcode, rsv), (op::TEXT, RSV1));
-    assert!(inflate_message(&mut d, &wire, message.len()) == message);
+    assert!(inflate(&mut d, &wire, message.len()) == message);
 
     // An uncompressed message on a compressed connection is fine too.
     let plain = text_message(5000, 7).into_bytes();
@@ -1107,7 +994,7 @@ async fn raw_client_compressed_frames_round_trip() {
         .await;
     let (opcode, rsv, wire) = read_message(&mut client).await;
     assert_eq!((opcode, rsv), (op::TEXT, RSV1));
-    assert!(inflate_message(&mut d, &wire, plain.len()) == plain);
+    assert!(inflate(&mut d, &wire, plain.len()) == plain);
 
     client
         .send_raw(&support::encode_frame(
@@ -1126,43 +1013,21 @@ async fn raw_client_server_no_context_takeover_and_9_bit_window() {
     // Each echo must inflate on its own, with a fresh 9-bit-window
     // decompressor: no reference into earlier messages, none further back
     // than 512 bytes.
-    let host = Host::start(
-        "echo",
+    let (_host, mut client) = open(
         &[
             "--deflate-server-no-context-takeover",
             "--deflate-server-max-window-bits",
             "9",
         ],
-    );
-    let (mut client, head) = RawClient::handshake(
-        host.addr,
-        "/",
         &["Sec-WebSocket-Extensions: permessage-deflate"],
+        Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=9"),
     )
     .await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert_eq!(
-        header(&head, "Sec-WebSocket-Extensions"),
-        Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=9"),
-        "{head}"
-    );
     let mut c = Compress::new(Compression::new(6), false);
     for (opcode, payload) in messages() {
         for _ in 0..2 {
-            let z = deflate_message(&mut c, &payload);
-            client
-                .send_raw(&support::encode_frame(true, RSV1, opcode, &z, MASK))
-                .await;
-            let (got_opcode, rsv, wire) = read_message(&mut client).await;
-            assert_eq!(got_opcode, opcode);
-            let echo = if rsv == RSV1 {
-                let mut d = Decompress::new_with_window_bits(false, 9);
-                inflate_message(&mut d, &wire, payload.len())
-            } else {
-                assert!(payload.len() < 64);
-                wire
-            };
-            assert!(echo == payload, "{} B echo differs", payload.len());
+            let mut d = Decompress::new_with_window_bits(false, 9);
+            compressed_echo(&mut client, &mut c, &mut d, opcode, &payload).await;
         }
     }
 }

@@ -36,20 +36,28 @@
 //! `target/release/host` cannot swap it under a running measurement. Servers are killed when the
 //! bench ends (also on panic, and via `PR_SET_PDEATHSIG` if the bench is killed).
 
+#[path = "../../tests/interop/deflate_codec.rs"]
+mod deflate_codec;
+mod support;
+
 use std::cell::Cell;
 use std::fs;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream};
-use std::os::unix::process::CommandExt as _;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
+use deflate_codec::{TRAILER, deflate_message, inflate_message, xorshift};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use support::{
+    Conn, Flags, Log, OP_CLOSE, OP_TEXT, RSV1, Sample, Server, Window, client_frame, free_port,
+    require_file, rss_kib, serve_command, workspace_root,
+};
+use tokio::time::{sleep, timeout};
 
 const USAGE: &str = "\
 usage: cargo bench -p host --bench deflate_memory -- [options]
@@ -66,16 +74,11 @@ usage: cargo bench -p host --bench deflate_memory -- [options]
                                                  <target>/guests/wasm32-wasip2/release/echo.wasm]
 ";
 
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// Time for the server's memory to settle before each RSS reading.
 const SETTLE: Duration = Duration::from_millis(700);
-const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
-const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-const OP_TEXT: u8 = 0x1;
-const OP_CLOSE: u8 = 0x8;
-const RSV1: u8 = 0x40;
+/// Larger than any echo the clients expect.
+const MAX_PAYLOAD: usize = 1 << 20;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -113,11 +116,6 @@ struct Options {
     guest: PathBuf,
 }
 
-fn workspace_root() -> &'static Path {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir)
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -145,34 +143,24 @@ impl Options {
             host_bin: target.join("release/host"),
             guest,
         };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .with_context(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--connections" => o.connections = value()?.parse()?,
-                "--throughput-connections" => o.throughput_connections = value()?.parse()?,
-                "--seconds" => o.seconds = value()?.parse()?,
-                "--warmup" => o.warmup = value()?.parse()?,
-                "--only" => match value()?.as_str() {
+        let mut flags = Flags::new(args);
+        while let Some(mut flag) = flags.next_flag() {
+            match flag.name.as_str() {
+                "--connections" => o.connections = flag.number()?,
+                "--throughput-connections" => o.throughput_connections = flag.number()?,
+                "--seconds" => o.seconds = flag.number()?,
+                "--warmup" => o.warmup = flag.number()?,
+                "--only" => match flag.value()?.as_str() {
                     "memory" => o.throughput = false,
                     "throughput" => o.memory = false,
                     "codec" => (o.memory, o.throughput, o.codec) = (false, false, true),
                     other => bail!("--only takes `memory`, `throughput` or `codec`, not {other:?}"),
                 },
-                "--host-bin" => o.host_bin = value()?.into(),
-                "--guest" => o.guest = value()?.into(),
+                "--host-bin" => o.host_bin = flag.value()?.into(),
+                "--guest" => o.guest = flag.value()?.into(),
                 "--bench" => {}
                 "-h" | "--help" => return Ok(None),
-                _ => bail!("unknown option {arg:?}\n\n{USAGE}"),
+                _ => bail!("unknown option {:?}\n\n{USAGE}", flag.arg),
             }
         }
         ensure!(
@@ -191,20 +179,12 @@ fn run(o: &Options) -> Result<()> {
     if o.codec {
         return codec();
     }
-    for (path, what, build) in [
-        (&o.host_bin, "the host", "cargo build --release -p host"),
-        (
-            &o.guest,
-            "the echo guest",
-            "cargo build --release --target wasm32-wasip2 -p echo",
-        ),
-    ] {
-        ensure!(
-            path.is_file(),
-            "{what} is missing: {}\nbuild it first: {build}",
-            path.display()
-        );
-    }
+    require_file(&o.host_bin, "the host", "cargo build --release -p host")?;
+    require_file(
+        &o.guest,
+        "the echo guest",
+        "cargo build --release --target wasm32-wasip2 -p echo",
+    )?;
     let host_copy =
         std::env::temp_dir().join(format!("wsbox-deflate-bench-host-{}", std::process::id()));
     fs::copy(&o.host_bin, &host_copy).with_context(|| {
@@ -264,44 +244,13 @@ fn memory(o: &Options, host: &Path) -> Result<()> {
         ("--deflate false", &["--deflate", "false"]),
     ];
     let message = json_like(4096, 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let mut rows = Vec::new();
     for (label, args) in modes {
-        let mut server = Server::start(host, &o.guest, args, label)?;
-        // Warm-up: one connection and one message, so that one-time costs (the instance
-        // pool's first slot, lazily initialised runtime state) are not counted per connection.
-        {
-            let mut c = Conn::open(server.addr, true)?;
-            c.echo(&message)?;
-            c.close()?;
-        }
-        thread::sleep(SETTLE);
-        let before = rss_kib(server.pid())?;
-        eprintln!("{label}: connecting {} clients", o.connections);
-        let mut conns = Vec::with_capacity(o.connections);
-        for _ in 0..o.connections {
-            conns.push(Conn::open(server.addr, true)?);
-        }
-        thread::sleep(SETTLE);
-        let idle = rss_kib(server.pid())?;
-        eprintln!("{label}: one 4 KiB message each way on every connection");
-        for c in &mut conns {
-            c.echo(&message)?;
-        }
-        thread::sleep(SETTLE);
-        let active = rss_kib(server.pid())?;
-        server.ensure_running()?;
-        let negotiated = conns[0].negotiated.clone();
-        for c in &mut conns {
-            c.close()?;
-        }
-        rows.push(MemoryRow {
-            label,
-            negotiated,
-            before,
-            idle,
-            active,
-            n: o.connections,
-        });
+        let mut server = start_server(host, &o.guest, args, label)?;
+        rows.push(rt.block_on(memory_row(o, &mut server, label, &message))?);
     }
 
     println!();
@@ -339,15 +288,54 @@ fn per_active(r: &MemoryRow) -> f64 {
     (r.active as f64 - r.before as f64) / r.n as f64
 }
 
+/// One mode's figures: the server's RSS before `o.connections` connections, with them open and
+/// idle, and once each has sent a message and read its echo.
+async fn memory_row(
+    o: &Options,
+    server: &mut Server,
+    label: &'static str,
+    message: &[u8],
+) -> Result<MemoryRow> {
+    // Warm-up: one connection and one message, so that one-time costs (the instance
+    // pool's first slot, lazily initialised runtime state) are not counted per connection.
+    {
+        let mut c = Client::open(server.addr).await?;
+        c.echo(message).await?;
+        c.close().await?;
+    }
+    sleep(SETTLE).await;
+    let before = rss_kib(server.pid())?;
+    eprintln!("{label}: connecting {} clients", o.connections);
+    let mut clients = Vec::with_capacity(o.connections);
+    for _ in 0..o.connections {
+        clients.push(Client::open(server.addr).await?);
+    }
+    sleep(SETTLE).await;
+    let idle = rss_kib(server.pid())?;
+    eprintln!("{label}: one 4 KiB message each way on every connection");
+    for c in &mut clients {
+        c.echo(message).await?;
+    }
+    sleep(SETTLE).await;
+    let active = rss_kib(server.pid())?;
+    server.ensure_running()?;
+    let negotiated = clients[0].conn.extensions.clone();
+    for c in &mut clients {
+        c.close().await?;
+    }
+    Ok(MemoryRow {
+        label,
+        negotiated,
+        before,
+        idle,
+        active,
+        n: o.connections,
+    })
+}
+
 /// JSON-like text of exactly `size` bytes; `seed` varies the values.
 fn json_like(size: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut next = xorshift(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let names = [
         "temperature",
         "pressure",
@@ -375,88 +363,42 @@ fn json_like(size: usize, seed: u64) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A blocking raw client for the memory figures
+// The raw client for the memory figures
 
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    /// The `Sec-WebSocket-Extensions` answer, if any.
-    negotiated: Option<String>,
-    compress: Option<Compress>,
-    decompress: Option<Decompress>,
+/// A raw connection offering permessage-deflate; compresses its messages (with context takeover)
+/// if the server accepts.
+struct Client {
+    conn: Conn,
+    codec: Option<(Compress, Decompress)>,
 }
 
-impl Conn {
-    fn open(addr: SocketAddr, offer_deflate: bool) -> Result<Conn> {
-        let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).context("connecting")?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_nodelay(true)?;
-        let offer = if offer_deflate {
-            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-        } else {
-            ""
-        };
-        write!(
-            stream,
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
-        )?;
-        let mut buf = Vec::new();
-        let head = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                buf.drain(..end + 4);
-                break head;
-            }
-            let mut chunk = [0u8; 4096];
-            let n = stream
-                .read(&mut chunk)
-                .context("reading the handshake answer")?;
-            ensure!(n > 0, "connection closed during the handshake");
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        ensure!(
-            head.starts_with("HTTP/1.1 101"),
-            "handshake refused:\n{head}"
-        );
-        let negotiated = head.lines().find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.trim()
-                .eq_ignore_ascii_case("sec-websocket-extensions")
-                .then(|| value.trim().to_owned())
-        });
-        let (compress, decompress) = if negotiated.is_some() {
+impl Client {
+    async fn open(addr: SocketAddr) -> Result<Client> {
+        let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n";
+        let conn = Conn::open(addr, offer).await?;
+        let codec = conn.extensions.is_some().then(|| {
             (
-                Some(Compress::new(Compression::new(6), false)),
-                Some(Decompress::new(false)),
+                Compress::new(Compression::new(6), false),
+                Decompress::new(false),
             )
-        } else {
-            (None, None)
-        };
-        Ok(Conn {
-            stream,
-            buf,
-            negotiated,
-            compress,
-            decompress,
-        })
+        });
+        Ok(Client { conn, codec })
     }
 
     /// Send `message` (compressed if negotiated) and check its echo.
-    fn echo(&mut self, message: &[u8]) -> Result<()> {
-        let frame = match &mut self.compress {
-            Some(c) => client_frame(RSV1, OP_TEXT, &deflate(c, message)),
+    async fn echo(&mut self, message: &[u8]) -> Result<()> {
+        let frame = match &mut self.codec {
+            Some((c, _)) => client_frame(RSV1, OP_TEXT, &deflate_message(c, message)),
             None => client_frame(0, OP_TEXT, message),
         };
-        self.stream.write_all(&frame)?;
-        let (rsv1, opcode, payload) = self.read_message()?;
+        self.conn.send(&frame).await.context("sending")?;
+        let (rsv1, opcode, payload) = timeout(IO_TIMEOUT, self.read_message())
+            .await
+            .context("no echo in time")??;
         ensure!(opcode == OP_TEXT, "unexpected opcode {opcode}");
         let echo = if rsv1 {
-            let d = self
-                .decompress
-                .as_mut()
-                .context("RSV1 without negotiation")?;
-            inflate(d, &payload, message.len())?
+            let (_, d) = self.codec.as_mut().context("RSV1 without negotiation")?;
+            inflate_message(d, &payload, message.len()).context("inflating the server's message")?
         } else {
             payload
         };
@@ -464,146 +406,37 @@ impl Conn {
         Ok(())
     }
 
-    fn read_message(&mut self) -> Result<(bool, u8, Vec<u8>)> {
-        let mut first: Option<(bool, u8)> = None;
-        let mut payload = Vec::new();
-        loop {
-            let (fin, rsv1, opcode, data) = self.read_frame()?;
-            first.get_or_insert((rsv1, opcode));
-            payload.extend_from_slice(&data);
-            if fin {
-                let (rsv1, opcode) = first.unwrap_or_default();
-                return Ok((rsv1, opcode, payload));
-            }
+    /// One whole message: (RSV1 on its first frame, opcode, payload as received).
+    async fn read_message(&mut self) -> Result<(bool, u8, Vec<u8>)> {
+        let first = self.conn.read_frame(MAX_PAYLOAD).await?;
+        let mut payload = self.conn.payload(&first).to_vec();
+        let mut fin = first.fin();
+        while !fin {
+            let next = self.conn.read_frame(MAX_PAYLOAD).await?;
+            payload.extend_from_slice(self.conn.payload(&next));
+            fin = next.fin();
         }
+        Ok((first.rsv1(), first.opcode(), payload))
     }
 
-    fn read_frame(&mut self) -> Result<ParsedFrame> {
-        loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
-                self.buf.drain(..used);
-                return Ok(frame);
-            }
-            let mut chunk = [0u8; 16384];
-            let n = self.stream.read(&mut chunk).context("reading a frame")?;
-            ensure!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    fn close(&mut self) -> Result<()> {
-        self.stream
-            .write_all(&client_frame(0, OP_CLOSE, &1000u16.to_be_bytes()))?;
-        loop {
-            let (_, _, opcode, _) = self.read_frame()?;
-            if opcode == OP_CLOSE {
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// One unfragmented, masked client frame.
-fn client_frame(rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(0x80 | rsv | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=65535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    out
-}
-
-/// A parsed server frame: (fin, rsv1, opcode, payload).
-type ParsedFrame = (bool, bool, u8, Vec<u8>);
-
-/// A server frame at the front of `buf`, and the bytes it used.
-fn parse_frame(buf: &[u8]) -> Option<(ParsedFrame, usize)> {
-    if buf.len() < 2 {
-        return None;
-    }
-    let (fin, rsv1, opcode) = (buf[0] & 0x80 != 0, buf[0] & RSV1 != 0, buf[0] & 0x0f);
-    let (len, at): (usize, usize) = match buf[1] & 0x7f {
-        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
-        127 if buf.len() >= 10 => (u64::from_be_bytes(buf[2..10].try_into().ok()?) as usize, 10),
-        126 | 127 => return None,
-        n => (n as usize, 2),
-    };
-    let end = at.checked_add(len)?;
-    if buf.len() < end {
-        return None;
-    }
-    Some(((fin, rsv1, opcode, buf[at..end].to_vec()), end))
-}
-
-/// One permessage-deflate message: sync flush, trailer stripped.
-fn deflate(c: &mut Compress, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 256);
-    let mut pos = 0;
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(256));
-        }
-        let before = c.total_in();
-        c.compress_vec(&payload[pos..], &mut out, FlushCompress::Sync)
-            .expect("compressing");
-        pos += (c.total_in() - before) as usize;
-        if pos == payload.len() && out.len() < out.capacity() {
-            break;
-        }
-    }
-    out.truncate(out.len() - TRAILER.len());
-    out
-}
-
-fn inflate(d: &mut Decompress, compressed: &[u8], hint: usize) -> Result<Vec<u8>> {
-    let input = [compressed, &TRAILER[..]].concat();
-    let mut out = Vec::with_capacity(hint + 256);
-    let mut pos = 0;
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(256));
-        }
-        let before = d.total_in();
-        d.decompress_vec(&input[pos..], &mut out, FlushDecompress::Sync)
-            .context("inflating the server's message")?;
-        pos += (d.total_in() - before) as usize;
-        if pos == input.len() && out.len() < out.capacity() {
-            return Ok(out);
-        }
+    async fn close(&mut self) -> Result<()> {
+        timeout(IO_TIMEOUT, self.conn.close(MAX_PAYLOAD))
+            .await
+            .context("no close frame in time")?
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Throughput
 
-struct Window {
-    messages: u64,
-    seconds: f64,
-    server_cpu: f64,
+/// One closed-loop window, and the bytes the clients read meanwhile.
+struct Throughput {
+    window: Window,
     wire_in: u64,
 }
 
-impl Window {
-    fn rate(&self) -> f64 {
-        self.messages as f64 / self.seconds
-    }
-    fn cpu_us(&self) -> f64 {
-        self.server_cpu * 1e6 / self.messages.max(1) as f64
-    }
-}
-
 fn throughput(o: &Options, host: &Path) -> Result<()> {
-    let mut server = Server::start(host, &o.guest, &[], "throughput")?;
+    let mut server = start_server(host, &o.guest, &[], "throughput")?;
     let messages: Arc<Vec<Vec<u8>>> =
         Arc::new((0..256).map(|k| json_like(1024, 100 + k)).collect());
     let mut results = Vec::new();
@@ -617,9 +450,9 @@ fn throughput(o: &Options, host: &Path) -> Result<()> {
             "throughput: {label}: {} connections, {} s + {} s",
             o.throughput_connections, o.warmup, o.seconds
         );
-        let w = closed_loop(o, &server, messages.clone(), compressed)?;
+        let t = closed_loop(o, &server, messages.clone(), compressed)?;
         server.ensure_running()?;
-        results.push((label, w));
+        results.push((label, t));
         thread::sleep(Duration::from_millis(300));
     }
     println!();
@@ -631,20 +464,20 @@ fn throughput(o: &Options, host: &Path) -> Result<()> {
         "{:<20} {:>10} {:>20} {:>16}",
         "client", "msgs/s", "server µs CPU/msg", "wire B/echo"
     );
-    for (label, w) in &results {
+    for (label, t) in &results {
         println!(
             "{:<20} {:>10.0} {:>20.2} {:>16.1}",
             label,
-            w.rate(),
-            w.cpu_us(),
-            w.wire_in as f64 / w.messages.max(1) as f64
+            t.window.msgs_per_sec(),
+            t.window.server_us_per_msg(),
+            t.wire_in as f64 / t.window.messages.max(1) as f64
         );
     }
     if let [(_, plain), (_, deflate)] = &results[..] {
         println!(
             "compressed / plain: {:.2}x msgs/s, {:.2}x server CPU per message",
-            deflate.rate() / plain.rate(),
-            deflate.cpu_us() / plain.cpu_us()
+            deflate.window.msgs_per_sec() / plain.window.msgs_per_sec(),
+            deflate.window.server_us_per_msg() / plain.window.server_us_per_msg()
         );
     }
     Ok(())
@@ -657,9 +490,7 @@ fn closed_loop(
     server: &Server,
     messages: Arc<Vec<Vec<u8>>>,
     compressed: bool,
-) -> Result<Window> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
+) -> Result<Throughput> {
     // Pre-built frames: plain, or compressed once each (valid because the client promises
     // `client_no_context_takeover`).
     let frames: Rc<Vec<Vec<u8>>> = Rc::new(
@@ -668,20 +499,25 @@ fn closed_loop(
             .map(|m| {
                 if compressed {
                     let mut c = Compress::new(Compression::new(6), false);
-                    client_frame(RSV1, OP_TEXT, &deflate(&mut c, m))
+                    client_frame(RSV1, OP_TEXT, &deflate_message(&mut c, m))
                 } else {
                     client_frame(0, OP_TEXT, m)
                 }
             })
             .collect(),
     );
+    let offer = if compressed {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
+    } else {
+        ""
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let addr = server.addr;
     let pid = server.pid();
     let warmup = Duration::from_secs_f64(o.warmup);
-    let window = Duration::from_secs_f64(o.seconds);
+    let measured = Duration::from_secs_f64(o.seconds);
     let n = o.throughput_connections;
     rt.block_on(async move {
         let local = tokio::task::LocalSet::new();
@@ -691,88 +527,52 @@ fn closed_loop(
                 let wire = Rc::new(Cell::new(0u64));
                 let stop = Rc::new(Cell::new(false));
                 let mut tasks = Vec::new();
-                for conn in 0..n {
-                    let mut s = tokio::net::TcpStream::connect(addr).await?;
-                    s.set_nodelay(true)?;
-                    let offer = if compressed {
-                        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
-                    } else {
-                        ""
-                    };
-                    s.write_all(
-                        format!(
-                            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
-                             Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n\
-                             Sec-WebSocket-Version: 13\r\n{offer}\r\n"
-                        )
-                        .as_bytes(),
-                    )
-                    .await?;
-                    let mut buf = Vec::new();
-                    let head = loop {
-                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
-                            buf.drain(..end + 4);
-                            break head;
-                        }
-                        let mut chunk = [0u8; 4096];
-                        let k = s.read(&mut chunk).await?;
-                        ensure!(k > 0, "closed during the handshake");
-                        buf.extend_from_slice(&chunk[..k]);
-                    };
-                    ensure!(head.starts_with("HTTP/1.1 101"), "refused: {head}");
+                for first in 0..n {
+                    let mut conn = Conn::open(addr, offer).await?;
                     ensure!(
-                        head.to_ascii_lowercase().contains("sec-websocket-extensions")
-                            == compressed,
-                        "unexpected negotiation: {head}"
+                        conn.extensions.is_some() == compressed,
+                        "unexpected negotiation: {:?}",
+                        conn.extensions
                     );
                     let (frames, messages) = (frames.clone(), messages.clone());
                     let (count, wire, stop) = (count.clone(), wire.clone(), stop.clone());
                     tasks.push(tokio::task::spawn_local(async move {
                         let mut d = Decompress::new(false);
-                        let mut chunk = vec![0u8; 16384];
-                        let mut i = conn;
+                        let mut i = first;
                         while !stop.get() {
                             let k = i % frames.len();
                             i += 1;
-                            s.write_all(&frames[k]).await?;
-                            let (rsv1, payload, used) = loop {
-                                if let Some(((fin, rsv1, _op, payload), used)) = parse_frame(&buf) {
-                                    ensure!(fin, "fragmented echo");
-                                    break (rsv1, payload, used);
-                                }
-                                let got = s.read(&mut chunk).await?;
-                                ensure!(got > 0, "connection closed");
-                                buf.extend_from_slice(&chunk[..got]);
-                            };
-                            buf.drain(..used);
-                            wire.set(wire.get() + used as u64);
-                            let echo = if rsv1 {
-                                inflate(&mut d, &payload, messages[k].len())?
+                            conn.send(&frames[k]).await?;
+                            let frame = conn.read_frame(MAX_PAYLOAD).await?;
+                            ensure!(frame.fin(), "fragmented echo");
+                            wire.set(wire.get() + frame.len as u64);
+                            let payload = conn.payload(&frame);
+                            let same = if frame.rsv1() {
+                                inflate_message(&mut d, payload, messages[k].len())
+                                    .context("inflating the server's message")?
+                                    == messages[k]
                             } else {
-                                payload
+                                payload == messages[k]
                             };
-                            ensure!(echo == messages[k], "echo differs");
+                            ensure!(same, "echo differs");
                             count.set(count.get() + 1);
                         }
-                        s.write_all(&client_frame(0, OP_CLOSE, &1000u16.to_be_bytes()))
+                        conn.send(&client_frame(0, OP_CLOSE, &1000u16.to_be_bytes()))
                             .await?;
                         anyhow::Ok(())
                     }));
                 }
                 tokio::time::sleep(warmup).await;
-                let (c0, w0, t0, cpu0) = (count.get(), wire.get(), Instant::now(), cpu_ticks(pid)?);
-                tokio::time::sleep(window).await;
-                let (c1, w1, t1, cpu1) = (count.get(), wire.get(), Instant::now(), cpu_ticks(pid)?);
+                let (start, wire0) = (Sample::take(count.get(), pid)?, wire.get());
+                tokio::time::sleep(measured).await;
+                let (end, wire1) = (Sample::take(count.get(), pid)?, wire.get());
                 stop.set(true);
                 for t in tasks {
                     t.await??;
                 }
-                Ok(Window {
-                    messages: c1 - c0,
-                    seconds: (t1 - t0).as_secs_f64(),
-                    server_cpu: (cpu1 - cpu0) as f64 / clock_ticks_per_second(),
-                    wire_in: w1 - w0,
+                Ok(Throughput {
+                    window: Window::between(&start, &end),
+                    wire_in: wire1 - wire0,
                 })
             })
             .await
@@ -843,7 +643,7 @@ fn codec() -> Result<()> {
     // Inflate what a client_no_context_takeover client sends (each message compressed alone).
     let compressed: Vec<Vec<u8>> = messages
         .iter()
-        .map(|m| deflate(&mut Compress::new(Compression::new(6), false), m))
+        .map(|m| deflate_message(&mut Compress::new(Compression::new(6), false), m))
         .collect();
     let lookup: std::collections::HashMap<*const u8, usize> = messages
         .iter()
@@ -882,114 +682,17 @@ fn codec() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Server processes and /proc
+// The server
 
-struct Server {
-    label: String,
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(host: &Path, guest: &Path, args: &[&str], label: &str) -> Result<Server> {
-        let addr = StdTcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let log = std::env::temp_dir().join(format!(
-            "wsbox-bench-deflate-{}-{}.log",
-            std::process::id(),
-            label.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-        ));
-        let out = fs::File::create(&log)?;
-        let mut cmd = Command::new(host);
-        cmd.arg("serve")
-            .arg(guest)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
-        }
-        // SAFETY: the closure only makes one async-signal-safe system call.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
-        let mut server = Server {
-            label: label.to_owned(),
-            child,
-            addr,
-            log,
-        };
-        eprintln!("{label}: host pid {} on {addr} {args:?}", server.pid());
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            server.ensure_running()?;
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{label}: the host did not listen"
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn ensure_running(&mut self) -> Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            let log = fs::read_to_string(&self.log).unwrap_or_default();
-            bail!("{}: the host exited: {status}\n{log}", self.label);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.log);
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if tck > 0 { tck as f64 } else { 100.0 }
-}
-
-/// CPU time (user + system) of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = stat.rsplit_once(')').context("malformed stat")?.1;
-    let mut fields = rest.split_whitespace().skip(14 - 3);
-    let mut next = || -> Result<u64> { Ok(fields.next().context("short stat")?.parse()?) };
-    Ok(next()? + next()?)
-}
-
-/// VmRSS of a process, in KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("malformed VmRSS")?
-        .parse()?)
+/// Starts the host serving `guest` with `args` on a free port.
+fn start_server(host: &Path, guest: &Path, args: &[&str], label: &str) -> Result<Server> {
+    let addr = free_port()?;
+    let mut cmd = serve_command(host, guest, addr);
+    cmd.args(args);
+    let log = std::env::temp_dir().join(format!(
+        "wsbox-bench-deflate-{}-{}.log",
+        std::process::id(),
+        label.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    ));
+    Server::start(label, cmd, addr, log, Log::Remove)
 }

@@ -23,15 +23,19 @@
 //! tokio runtimes, pre-built masked frames written with one syscall per batch of echoes, responses
 //! parsed in place in a per-connection buffer, no allocation on the message path.
 
-use std::fs;
-use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+mod support;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail, ensure};
+use support::{
+    Flags, Log, Sample, Server, Window, clock_ticks_per_second, free_port, number, require_file,
+    rss_kib, serve_command, workspace_root,
+};
 
 const USAGE: &str = "\
 usage: cargo bench -p host --bench echo -- [options]
@@ -50,10 +54,6 @@ usage: cargo bench -p host --bench echo -- [options]
                       (the wsbox/native ratios should then come out near 1.00)
 ";
 
-/// How long a server may take to start listening (the host compiles the component first).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
-/// Bound on each TCP connect and each opening handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on the closing handshakes after a run.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time for a server's memory to settle once all idle connections are open.
@@ -108,12 +108,6 @@ struct Options {
     native_as_wsbox: bool,
 }
 
-/// The workspace root: the parent of this package's directory.
-fn workspace_root() -> &'static Path {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir.parent().unwrap_or(manifest_dir)
-}
-
 impl Options {
     /// Parses the command line; `Ok(None)` means help was asked for.
     fn parse(args: Vec<String>) -> Result<Option<Options>> {
@@ -131,46 +125,37 @@ impl Options {
             client_threads: 1,
             native_as_wsbox: false,
         };
-        let mut args = args.into_iter();
-        while let Some(arg) = args.next() {
-            let (flag, inline) = match arg.split_once('=') {
-                Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
-                _ => (arg.clone(), None),
-            };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .with_context(|| format!("{flag} needs a value"))
-            };
-            match flag.as_str() {
-                "--connections" => o.connections = number(&flag, &value()?)?,
+        let mut flags = Flags::new(args);
+        while let Some(mut flag) = flags.next_flag() {
+            match flag.name.as_str() {
+                "--connections" => o.connections = flag.number()?,
                 "--inflight" => {
-                    o.inflight = value()?
+                    o.inflight = flag
+                        .value()?
                         .split(',')
-                        .map(|p| number(&flag, p.trim()))
+                        .map(|p| number(&flag.name, p.trim()))
                         .collect::<Result<_>>()?
                 }
-                "--size" => o.size = number(&flag, &value()?)?,
+                "--size" => o.size = flag.number()?,
                 "--text" => o.text = true,
                 "--binary" => o.text = false,
-                "--seconds" => o.seconds = number(&flag, &value()?)?,
-                "--warmup" => o.warmup = number(&flag, &value()?)?,
+                "--seconds" => o.seconds = flag.number()?,
+                "--warmup" => o.warmup = flag.number()?,
                 "--only" => {
-                    o.only = Some(match value()?.as_str() {
+                    o.only = Some(match flag.value()?.as_str() {
                         "wsbox" => Kind::Wsbox,
                         "native" => Kind::Native,
                         other => bail!("--only takes `wsbox` or `native`, not {other:?}"),
                     })
                 }
-                "--host-bin" => o.host_bin = value()?.into(),
-                "--guest" => o.guest = value()?.into(),
-                "--client-threads" => o.client_threads = number(&flag, &value()?)?,
+                "--host-bin" => o.host_bin = flag.value()?.into(),
+                "--guest" => o.guest = flag.value()?.into(),
+                "--client-threads" => o.client_threads = flag.number()?,
                 "--native-as-wsbox" => o.native_as_wsbox = true,
                 // `cargo bench` passes `--bench` to harness-less benches.
                 "--bench" => {}
                 "-h" | "--help" => return Ok(None),
-                _ => bail!("unknown option {arg:?}\n\n{USAGE}"),
+                _ => bail!("unknown option {:?}\n\n{USAGE}", flag.arg),
             }
         }
         ensure!(o.connections > 0, "--connections must be at least 1");
@@ -194,44 +179,13 @@ impl Options {
     }
 }
 
-fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T>
-where
-    T::Err: std::error::Error + Send + Sync + 'static,
-{
-    text.parse()
-        .with_context(|| format!("{flag}: not a valid number: {text:?}"))
-}
-
 // ---------------------------------------------------------------------------------------------
 // The run
 
 /// One measured window against one server.
 struct Round {
     inflight: usize,
-    messages: u64,
-    seconds: f64,
-    server_cpu_seconds: f64,
-    client_cpu_seconds: f64,
-}
-
-impl Round {
-    fn msgs_per_sec(&self) -> f64 {
-        self.messages as f64 / self.seconds
-    }
-    fn server_us_per_msg(&self) -> f64 {
-        per_message_us(self.server_cpu_seconds, self.messages)
-    }
-    fn client_us_per_msg(&self) -> f64 {
-        per_message_us(self.client_cpu_seconds, self.messages)
-    }
-}
-
-fn per_message_us(cpu_seconds: f64, messages: u64) -> f64 {
-    if messages == 0 {
-        f64::NAN
-    } else {
-        cpu_seconds * 1e6 / messages as f64
-    }
+    window: Window,
 }
 
 /// Server resident memory before connecting and with all connections open and idle.
@@ -248,7 +202,7 @@ impl Memory {
 }
 
 struct ServerResult {
-    label: &'static str,
+    label: String,
     rounds: Vec<Round>,
     memory: Memory,
 }
@@ -282,25 +236,14 @@ fn run(o: &Options) -> Result<()> {
 
     let mut results = Vec::new();
     for kind in kinds {
-        results.push(bench_server(kind, o, tck)?);
+        results.push(bench_server(kind, o)?);
     }
     print_report(o, &results);
     Ok(())
 }
 
-fn require_file(path: &Path, what: &str, build: &str) -> Result<()> {
-    if path.is_file() {
-        return Ok(());
-    }
-    bail!(
-        "{what} is missing: {}\nbuild it first, from {}:\n    {build}",
-        path.display(),
-        workspace_root().display()
-    )
-}
-
-fn bench_server(kind: Kind, o: &Options, tck: f64) -> Result<ServerResult> {
-    let mut server = Server::start(kind, o)?;
+fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
+    let mut server = start_server(kind, o)?;
     let pid = server.pid();
     let mut rounds = Vec::new();
     let mut memory = None;
@@ -332,48 +275,26 @@ fn bench_server(kind: Kind, o: &Options, tck: f64) -> Result<ServerResult> {
         );
         clients.start();
         thread::sleep(Duration::from_secs_f64(o.warmup));
-        let start = Sample::take(&clients, pid)?;
+        let start = Sample::take(clients.completed(), pid)?;
         thread::sleep(Duration::from_secs_f64(o.seconds));
-        let end = Sample::take(&clients, pid)?;
+        let end = Sample::take(clients.completed(), pid)?;
         let report = clients.stop();
-        report.warn(server.label, inflight);
+        report.warn(&server.label, inflight);
         server.ensure_running()?;
 
         rounds.push(Round {
             inflight,
-            messages: end.completed - start.completed,
-            seconds: (end.at - start.at).as_secs_f64(),
-            server_cpu_seconds: (end.server_ticks - start.server_ticks) as f64 / tck,
-            client_cpu_seconds: (end.client_ticks - start.client_ticks) as f64 / tck,
+            window: Window::between(&start, &end),
         });
         // Let the server retire the closed connections before the next round.
         thread::sleep(Duration::from_millis(200));
     }
     let memory = memory.context("no round was run")?;
     Ok(ServerResult {
-        label: server.label,
+        label: server.label.clone(),
         rounds,
         memory,
     })
-}
-
-/// Counters read together at the edges of the measured window.
-struct Sample {
-    at: Instant,
-    completed: u64,
-    server_ticks: u64,
-    client_ticks: u64,
-}
-
-impl Sample {
-    fn take(clients: &client::Clients, server_pid: u32) -> Result<Sample> {
-        Ok(Sample {
-            at: Instant::now(),
-            completed: clients.completed(),
-            server_ticks: cpu_ticks(server_pid)?,
-            client_ticks: cpu_ticks(std::process::id())?,
-        })
-    }
 }
 
 fn print_report(o: &Options, results: &[ServerResult]) {
@@ -384,14 +305,15 @@ fn print_report(o: &Options, results: &[ServerResult]) {
     );
     for r in results {
         for round in &r.rounds {
+            let w = &round.window;
             println!(
                 "{:<14} {:>3} {:>12.0} {:>18.2} {:>13.2} {:>18.2}",
                 r.label,
                 round.inflight,
-                round.msgs_per_sec(),
-                round.server_us_per_msg(),
-                round.server_cpu_seconds / round.seconds,
-                round.client_us_per_msg(),
+                w.msgs_per_sec(),
+                w.server_us_per_msg(),
+                w.server_cpu_seconds / w.seconds,
+                w.client_us_per_msg(),
             );
         }
     }
@@ -422,8 +344,8 @@ fn print_report(o: &Options, results: &[ServerResult]) {
             println!(
                 "{:>3} {:>7.2}x {:>14.2}x",
                 w.inflight,
-                w.msgs_per_sec() / n.msgs_per_sec(),
-                w.server_us_per_msg() / n.server_us_per_msg()
+                w.window.msgs_per_sec() / n.window.msgs_per_sec(),
+                w.window.server_us_per_msg() / n.window.server_us_per_msg()
             );
         }
     }
@@ -434,114 +356,18 @@ fn print_report(o: &Options, results: &[ServerResult]) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Server processes and /proc
+// The servers
 
-/// A server child process; killed when dropped, so it never outlives the bench.
-struct Server {
-    label: &'static str,
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(kind: Kind, o: &Options) -> Result<Server> {
-        let addr = free_port()?;
-        let (label, mut cmd) = match kind {
-            Kind::Wsbox if o.native_as_wsbox => ("wsbox=native", native_command(addr)?),
-            Kind::Wsbox => {
-                let mut cmd = Command::new(&o.host_bin);
-                cmd.arg("serve")
-                    .arg(&o.guest)
-                    .arg("--listen")
-                    .arg(addr.to_string());
-                ("wsbox", cmd)
-            }
-            Kind::Native => ("native", native_command(addr)?),
-        };
-        let log = std::env::temp_dir().join(format!("wsbox-bench-echo-{label}.log"));
-        let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "warn");
-        }
-        // SAFETY: the closure only makes one async-signal-safe system call.
-        unsafe {
-            cmd.pre_exec(|| {
-                // Die with the bench even if it is killed without unwinding.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("starting the {label} server: {cmd:?}"))?;
-        let mut server = Server {
-            label,
-            child,
-            addr,
-            log,
-        };
-        eprintln!(
-            "{label}: started (pid {}), listening on {addr}, log in {}",
-            server.pid(),
-            server.log.display()
-        );
-        server.wait_listening()?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn wait_listening(&mut self) -> Result<()> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            self.ensure_running()?;
-            if StdTcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "the {} server did not listen on {} within {STARTUP_TIMEOUT:?}{}",
-                self.label,
-                self.addr,
-                self.log_tail()
-            );
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn ensure_running(&mut self) -> Result<()> {
-        match self.child.try_wait()? {
-            None => Ok(()),
-            Some(status) => bail!(
-                "the {} server exited: {status}{}",
-                self.label,
-                self.log_tail()
-            ),
-        }
-    }
-
-    /// The last lines of the server's log, for error messages.
-    fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(20)..].join("\n    ");
-        format!("\nlast lines of {}:\n    {tail}", self.log.display())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the server of `kind` on a free port.
+fn start_server(kind: Kind, o: &Options) -> Result<Server> {
+    let addr = free_port()?;
+    let (label, cmd) = match kind {
+        Kind::Wsbox if o.native_as_wsbox => ("wsbox=native", native_command(addr)?),
+        Kind::Wsbox => ("wsbox", serve_command(&o.host_bin, &o.guest, addr)),
+        Kind::Native => ("native", native_command(addr)?),
+    };
+    let log = std::env::temp_dir().join(format!("wsbox-bench-echo-{label}.log"));
+    Server::start(label, cmd, addr, log, Log::Keep)
 }
 
 fn native_command(addr: SocketAddr) -> Result<Command> {
@@ -551,74 +377,22 @@ fn native_command(addr: SocketAddr) -> Result<Command> {
     Ok(cmd)
 }
 
-/// A loopback address with a port that was free a moment ago.
-fn free_port() -> Result<SocketAddr> {
-    let listener = StdTcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?)
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if tck > 0 { tck as f64 } else { 100.0 }
-}
-
-/// CPU time (user + system) a process has used, in clock ticks.
-fn cpu_ticks(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    // Field 2, the command name, is parenthesised and may hold spaces: split after its last ')'.
-    // What remains starts at field 3; utime and stime are fields 14 and 15.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("malformed stat")?;
-    let mut fields = rest.split_whitespace().skip(14 - 3);
-    let mut next = || -> Result<u64> { Ok(fields.next().context("short stat")?.parse()?) };
-    Ok(next()? + next()?)
-}
-
-/// Resident set size of a process, in KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .context("no VmRSS")?;
-    let kib = line.split_whitespace().nth(1).context("malformed VmRSS")?;
-    Ok(kib.parse()?)
-}
-
 // ---------------------------------------------------------------------------------------------
 // The load client
 
 mod client {
-    use std::ops::Range;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
     use std::sync::{Arc, mpsc};
     use std::thread;
 
     use anyhow::{Context as _, Result, bail, ensure};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    use tokio::net::TcpStream;
     use tokio::sync::watch;
     use tokio::task::JoinSet;
-    use tokio::time::timeout;
 
-    use super::{CLOSE_TIMEOUT, CONNECT_TIMEOUT};
-
-    const OP_TEXT: u8 = 0x1;
-    const OP_BINARY: u8 = 0x2;
-    const OP_CLOSE: u8 = 0x8;
-    const OP_PING: u8 = 0x9;
-    const OP_PONG: u8 = 0xA;
-    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-    /// The RFC 6455 §1.3 example key and the accept value it must produce.
-    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
-    const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
-    const INITIAL_BUFFER: usize = 16 * 1024;
-    const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+    use super::CLOSE_TIMEOUT;
+    use super::support::{
+        CONNECT_TIMEOUT, Conn, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, client_frame,
+    };
 
     /// What every connection of one run sends and expects back.
     pub struct Config {
@@ -641,7 +415,7 @@ mod client {
             let opcode = if text { OP_TEXT } else { OP_BINARY };
             // ASCII, so the same bytes are valid as text.
             let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-            let frame = client_frame(opcode, &payload);
+            let frame = client_frame(0, opcode, &payload);
             Arc::new(Config {
                 addr,
                 opcode,
@@ -814,7 +588,7 @@ mod client {
         runtime.block_on(async move {
             let mut connecting = JoinSet::new();
             for _ in 0..connections {
-                connecting.spawn(Conn::open(config.addr));
+                connecting.spawn(Conn::open(config.addr, ""));
             }
             let mut conns = Vec::with_capacity(connections);
             while let Some(joined) = connecting.join_next().await {
@@ -868,17 +642,14 @@ mod client {
     async fn echo_loop(mut conn: Conn, config: Arc<Config>, shared: Arc<Shared>) -> Result<()> {
         let max_payload = config.payload.len().max(125);
         let mut control = Vec::new(); // pongs owed to the server; normally never used
-        conn.stream
-            .write_all(&config.frames)
-            .await
-            .context("sending")?;
+        conn.send(&config.frames).await.context("sending")?;
         while !shared.stop.load(Relaxed) {
             conn.fill().await?;
             let mut echoed = 0;
             while let Some(frame) = conn.next_frame(max_payload)? {
-                let payload = &conn.buf[frame.payload.clone()];
+                let payload = conn.payload(&frame);
                 match frame.opcode() {
-                    op if op == config.opcode => {
+                    opcode if opcode == config.opcode => {
                         ensure!(
                             frame.fin(),
                             "fragmented echo (this client does not reassemble)"
@@ -889,13 +660,13 @@ mod client {
                         );
                         echoed += 1;
                     }
-                    OP_PING => control.extend(client_frame(OP_PONG, payload)),
+                    OP_PING => control.extend(client_frame(0, OP_PONG, payload)),
                     OP_PONG => {}
                     OP_CLOSE => bail!(
                         "the server closed the connection: {}",
                         describe_close(payload)
                     ),
-                    op => bail!("unexpected frame, opcode {op:#x}"),
+                    opcode => bail!("unexpected frame, opcode {opcode:#x}"),
                 }
             }
             ensure!(echoed <= config.inflight, "more echoes than messages sent");
@@ -904,201 +675,16 @@ mod client {
             }
             shared.completed.fetch_add(echoed as u64, Relaxed);
             if !control.is_empty() {
-                conn.stream
-                    .write_all(&control)
-                    .await
-                    .context("sending a pong")?;
+                conn.send(&control).await.context("sending a pong")?;
                 control.clear();
             }
             if !shared.stop.load(Relaxed) {
-                conn.stream
-                    .write_all(&config.frames[..echoed * config.frame_len])
+                conn.send(&config.frames[..echoed * config.frame_len])
                     .await
                     .context("sending")?;
             }
         }
         conn.close(max_payload).await.context("closing")
-    }
-
-    /// A frame header parsed from the read buffer; `payload` indexes [`Conn::buf`].
-    struct Frame {
-        head: u8,
-        payload: Range<usize>,
-    }
-
-    impl Frame {
-        fn fin(&self) -> bool {
-            self.head & 0x80 != 0
-        }
-        fn opcode(&self) -> u8 {
-            self.head & 0x0f
-        }
-    }
-
-    /// A client WebSocket connection: the socket and its read buffer (`buf[start..end]` is unparsed).
-    struct Conn {
-        stream: TcpStream,
-        buf: Vec<u8>,
-        start: usize,
-        end: usize,
-    }
-
-    impl Conn {
-        /// Connects and completes the opening handshake, both bounded by [`CONNECT_TIMEOUT`].
-        async fn open(addr: std::net::SocketAddr) -> Result<Conn> {
-            let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-                .await
-                .context("connect timed out")?
-                .with_context(|| format!("connecting to {addr}"))?;
-            stream.set_nodelay(true)?;
-            let mut conn = Conn {
-                stream,
-                buf: vec![0; INITIAL_BUFFER],
-                start: 0,
-                end: 0,
-            };
-            timeout(CONNECT_TIMEOUT, conn.handshake(addr))
-                .await
-                .context("opening handshake timed out")??;
-            Ok(conn)
-        }
-
-        async fn handshake(&mut self, addr: std::net::SocketAddr) -> Result<()> {
-            let request = format!(
-                "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            );
-            self.stream
-                .write_all(request.as_bytes())
-                .await
-                .context("sending the opening handshake")?;
-            let head_len = loop {
-                if let Some(i) = self.buf[..self.end]
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                {
-                    break i + 4;
-                }
-                ensure!(
-                    self.end < MAX_RESPONSE_HEAD,
-                    "handshake response head over {MAX_RESPONSE_HEAD} bytes"
-                );
-                self.fill()
-                    .await
-                    .context("reading the handshake response")?;
-            };
-            let head = String::from_utf8_lossy(&self.buf[..head_len]);
-            let mut lines = head.split("\r\n");
-            let status = lines.next().unwrap_or_default();
-            ensure!(
-                status.split_whitespace().nth(1) == Some("101"),
-                "handshake refused: {status:?}"
-            );
-            let accept = lines
-                .filter_map(|line| line.split_once(':'))
-                .find(|(name, _)| name.trim().eq_ignore_ascii_case("sec-websocket-accept"))
-                .map(|(_, value)| value.trim());
-            ensure!(
-                accept == Some(ACCEPT),
-                "wrong Sec-WebSocket-Accept: {accept:?}"
-            );
-            self.start = head_len;
-            Ok(())
-        }
-
-        /// Reads once more from the socket into the buffer, making room first if it is full.
-        async fn fill(&mut self) -> Result<()> {
-            if self.start == self.end {
-                (self.start, self.end) = (0, 0);
-            }
-            if self.end == self.buf.len() {
-                if self.start > 0 {
-                    self.buf.copy_within(self.start..self.end, 0);
-                    (self.start, self.end) = (0, self.end - self.start);
-                } else {
-                    self.buf.resize(self.buf.len() * 2, 0);
-                }
-            }
-            let n = self
-                .stream
-                .read(&mut self.buf[self.end..])
-                .await
-                .context("reading")?;
-            ensure!(n > 0, "the server closed the TCP connection");
-            self.end += n;
-            Ok(())
-        }
-
-        /// Takes the next complete frame out of the buffer, if there is one.
-        fn next_frame(&mut self, max_payload: usize) -> Result<Option<Frame>> {
-            let b = &self.buf[self.start..self.end];
-            if b.len() < 2 {
-                return Ok(None);
-            }
-            ensure!(b[0] & 0x70 == 0, "server frame with RSV bits set");
-            ensure!(b[1] & 0x80 == 0, "masked server frame");
-            let (header_len, payload_len) = match b[1] & 0x7f {
-                126 if b.len() < 4 => return Ok(None),
-                126 => (4, u64::from(u16::from_be_bytes([b[2], b[3]]))),
-                127 if b.len() < 10 => return Ok(None),
-                127 => (
-                    10,
-                    u64::from_be_bytes(b[2..10].try_into().expect("8 bytes")),
-                ),
-                n => (2, u64::from(n)),
-            };
-            ensure!(
-                payload_len <= max_payload as u64,
-                "server frame of {payload_len} bytes, larger than any expected ({max_payload})"
-            );
-            let total = header_len + payload_len as usize;
-            if b.len() < total {
-                return Ok(None);
-            }
-            let frame = Frame {
-                head: b[0],
-                payload: self.start + header_len..self.start + total,
-            };
-            self.start += total;
-            Ok(Some(frame))
-        }
-
-        /// The closing handshake: send close 1000, skip any echoes still in flight, await the reply.
-        async fn close(&mut self, max_payload: usize) -> Result<()> {
-            self.stream
-                .write_all(&client_frame(OP_CLOSE, &1000u16.to_be_bytes()))
-                .await?;
-            loop {
-                while let Some(frame) = self.next_frame(max_payload)? {
-                    if frame.opcode() == OP_CLOSE {
-                        return Ok(());
-                    }
-                }
-                self.fill()
-                    .await
-                    .context("awaiting the server's close frame")?;
-            }
-        }
-    }
-
-    /// A complete, masked client frame.
-    fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut frame = Vec::with_capacity(payload.len() + 14);
-        frame.push(0x80 | opcode);
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n <= 0xffff => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        frame.extend_from_slice(&MASK);
-        frame.extend(payload.iter().zip(MASK.iter().cycle()).map(|(b, m)| b ^ m));
-        frame
     }
 
     fn describe_close(payload: &[u8]) -> String {
