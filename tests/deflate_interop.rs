@@ -1031,3 +1031,19 @@ async fn raw_client_server_no_context_takeover_and_9_bit_window() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_guest_can_turn_compression_off_for_its_connection() {
+    let host = Host::start("misbehave", &[]);
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits";
+    let (mut client, head) = RawClient::handshake(host.addr, "/no-compression", &[offer]).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(header(&head, "Sec-WebSocket-Extensions"), None, "{head}");
+    let payload = text_message(10 << 10, 7).into_bytes();
+    client
+        .send_raw(&support::encode_frame(true, 0, op::TEXT, &payload, MASK))
+        .await;
+    let (opcode, rsv, echo) = read_message(&mut client).await;
+    assert_eq!((opcode, rsv), (op::TEXT, 0), "plain frames only");
+    assert!(echo == payload, "the echo differs");
+}

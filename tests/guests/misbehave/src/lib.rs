@@ -12,6 +12,7 @@
 //! | `/pongs` | accept with `receive_pongs`, send a ping `hello`, then echo every message, pongs as the text `pong:<payload>` |
 //! | `/close-first` | accept, close with 1000 `done`, then receive until the client's close or the connection ends |
 //! | `/max-message` | accept with `max_message_size` 1000, then echo |
+//! | `/no-compression` | accept with compression turned off, then echo |
 //! | anything else | accept and echo |
 //!
 //! "Echo" sends every text and binary message back until the connection ends,
@@ -75,6 +76,9 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
         }
         "/max-message" => {
             echo(&pending.accept_with(AcceptOptions::default().max_message_size(1000))?)
+        }
+        "/no-compression" => {
+            echo(&pending.accept_with(AcceptOptions::default().compression(false))?)
         }
         _ => echo(&pending.accept()?),
     }
