@@ -19,4 +19,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use wsbox::websocket::{log, types, websocket};
+pub use self::wsbox::websocket::{log, types, websocket};
