@@ -66,8 +66,11 @@ for t in "${targets[@]}"; do
         >"$log" 2>&1; then
         status=FAILED
         failed+=("$t")
+        echo "---- $t: the failure ----" >&2
+        grep -E -A 12 "panicked at|^==[0-9]+==ERROR|ALARM: working on the last Unit|out-of-memory" "$log" \
+            | head -n 40 >&2 || true
         echo "---- $t: last lines of the log ----" >&2
-        tail -n 60 "$log" >&2
+        tail -n 25 "$log" >&2
         echo "---- end of $t ----" >&2
     fi
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"

@@ -186,13 +186,18 @@ fn reference(s: Setup, data: &[u8]) -> Outcome {
         if b.len() < header {
             return (events, None);
         }
-        // Header rules, in the order the decoder checks them.
-        if rsv != 0 {
-            // No extension here (the reference runs without deflate).
+        // Header rules, in the order the decoder checks them (several may be
+        // broken at once; all are 1002 anyway). RSV1 is checked after the
+        // opcode as whether it is allowed depends on the opcode.
+        if rsv & 0x30 != 0 {
             fail!(ProtocolError::ReservedBitsSet);
         }
         if !matches!(opcode, 0x0..=0x2 | 0x8..=0xA) {
             fail!(ProtocolError::UnknownOpcode(opcode));
+        }
+        if rsv != 0 {
+            // No extension here (the reference runs without deflate).
+            fail!(ProtocolError::ReservedBitsSet);
         }
         if !masked {
             fail!(ProtocolError::UnmaskedFrame);

@@ -15,8 +15,9 @@
 //!   at most the configured one, client window 8-15), keeps the configured
 //!   no-context-takeover flags, and its `response_header()` re-parses as a
 //!   single permessage-deflate offer that negotiates to the same result;
-//! - a compressor and decompressor set up from the result round-trip two
-//!   messages (the raw input, and it again, exercising context takeover).
+//! - compressors and decompressors set up from the result (ours, and a
+//!   client's obeying it) round-trip two messages each way (the raw input,
+//!   twice, exercising context takeover).
 
 #![no_main]
 
@@ -24,7 +25,7 @@ use libfuzzer_sys::fuzz_target;
 use wsbox::protocol::Deflate as _;
 use wsbox::protocol::Inflate as _;
 use wsbox::protocol::deflate::{
-    DeflateConfig, EXTENSION_NAME, MessageDeflater, MessageInflater, Offer, accept_offer,
+    DeflateConfig, EXTENSION_NAME, MessageDeflater, MessageInflater, Negotiated, Offer, accept_offer,
     negotiate, parse_offers,
 };
 
@@ -122,16 +123,35 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(accept_offer(&config, &answer[0]).as_ref(), Some(&n), "{header:?}");
     assert_eq!(negotiate(&config, &[&header]).as_ref(), Some(&n));
 
-    // The negotiated parameters work end to end.
-    let mut deflater = MessageDeflater::new(&n, &config);
-    let mut inflater = MessageInflater::new(&n);
+    // The negotiated parameters work end to end, both ways. Server to
+    // client: our compressor into an inflater keeping or dropping context as
+    // `server_no_context_takeover` tells the client. Client to server: a
+    // compressor obeying the client's parameters (at least a 9-bit window:
+    // zlib cannot compress with 8) into our inflater.
+    let client_side = Negotiated {
+        server_no_context_takeover: n.client_no_context_takeover,
+        client_no_context_takeover: n.server_no_context_takeover,
+        server_max_window_bits: n.client_max_window_bits.max(9),
+        client_max_window_bits: n.server_max_window_bits,
+    };
+    let mut ours = (MessageDeflater::new(&n, &config), MessageInflater::new(&n));
+    let mut theirs = (
+        MessageDeflater::new(&client_side, &config),
+        MessageInflater::new(&client_side),
+    );
     for _ in 0..2 {
-        let mut wire = Vec::new();
-        deflater.deflate(rest, &mut wire).expect("deflate");
-        let mut back = Vec::new();
-        inflater.inflate(&wire, rest.len() as u64, &mut back).expect("inflate");
-        assert_eq!(back, rest);
-        deflater.release();
-        inflater.release();
+        for (deflater, inflater) in [(&mut ours.0, &mut theirs.1), (&mut theirs.0, &mut ours.1)] {
+            let mut wire = Vec::new();
+            deflater.deflate(rest, &mut wire).expect("deflate");
+            let mut back = Vec::new();
+            inflater
+                .inflate(&wire, rest.len() as u64, &mut back)
+                .expect("inflate");
+            assert_eq!(back, rest);
+        }
+        ours.0.release();
+        ours.1.release();
+        theirs.0.release();
+        theirs.1.release();
     }
 });
