@@ -83,6 +83,7 @@ done
 echo
 echo "fuzz-smoke summary (${secs}s per target):"
 printf '  %s\n' "${summary[@]}"
+echo "fuzz: $(( ${#targets[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
 if [[ ${#failed[@]} -gt 0 ]]; then
     echo "fuzz-smoke: FAILED: ${failed[*]} (reproducers in fuzz/artifacts/)" >&2
     exit 1
