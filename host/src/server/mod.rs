@@ -43,6 +43,8 @@ enum ReadRequestError {
     Handshake(#[from] HandshakeError),
     #[error("connection closed during the handshake")]
     Closed,
+    #[error("handshake not complete within the handshake timeout")]
+    TimedOut,
     #[error("reading the handshake: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -157,24 +159,33 @@ impl Server {
         Ok(())
     }
 
-    /// Answer a client over the connection limit with 503 once its request
-    /// is in (a response before the request could be lost to a reset).
-    async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
-        tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
+    /// Read the opening handshake within the handshake timeout.
+    async fn read_handshake(
+        &self,
+        stream: &mut TcpStream,
+        buf: &mut BytesMut,
+    ) -> Result<Request, ReadRequestError> {
         let limits = HandshakeLimits {
             max_header_bytes: self.config.max_header_bytes,
             max_headers: self.config.max_headers,
         };
-        let mut buf = BytesMut::with_capacity(1024);
-        let read = tokio::time::timeout(
+        tokio::time::timeout(
             self.config.handshake_timeout,
-            read_request(&mut stream, &mut buf, &limits),
+            read_request(stream, buf, &limits),
         )
-        .await;
-        let response = match read {
-            Ok(Ok(_)) => HandshakeError::ServerBusy.response(),
-            Ok(Err(ReadRequestError::Handshake(error))) => error.response(),
-            Ok(Err(_)) | Err(_) => return,
+        .await
+        .unwrap_or(Err(ReadRequestError::TimedOut))
+    }
+
+    /// Answer a client over the connection limit with 503 once its request
+    /// is in (a response before the request could be lost to a reset).
+    async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+        tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
+        let mut buf = BytesMut::with_capacity(1024);
+        let response = match self.read_handshake(&mut stream, &mut buf).await {
+            Ok(_) => HandshakeError::ServerBusy.response(),
+            Err(ReadRequestError::Handshake(error)) => error.response(),
+            Err(_) => return,
         };
         respond_and_close(&mut stream, &response).await;
     }
@@ -182,31 +193,22 @@ impl Server {
     async fn handle_tcp(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
         // Small frames must not wait for Nagle: we batch writes ourselves.
         let _ = stream.set_nodelay(true);
-        let limits = HandshakeLimits {
-            max_header_bytes: self.config.max_header_bytes,
-            max_headers: self.config.max_headers,
-        };
         let mut buf = BytesMut::with_capacity(4096);
-        let read = tokio::time::timeout(
-            self.config.handshake_timeout,
-            read_request(&mut stream, &mut buf, &limits),
-        )
-        .await;
-        let request = match read {
-            Err(_elapsed) => {
+        let request = match self.read_handshake(&mut stream, &mut buf).await {
+            Ok(request) => request,
+            Err(ReadRequestError::TimedOut) => {
                 tracing::info!(conn = id, %remote, "handshake timed out");
                 return;
             }
-            Ok(Err(ReadRequestError::Handshake(error))) => {
+            Err(ReadRequestError::Handshake(error)) => {
                 tracing::info!(conn = id, %remote, status = error.status(), %error, "bad handshake");
                 respond_and_close(&mut stream, &error.response()).await;
                 return;
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 tracing::debug!(conn = id, %remote, %error, "no handshake");
                 return;
             }
-            Ok(Ok(request)) => request,
         };
         let refusal = if self.shutting_down.load(Ordering::SeqCst) {
             Err(HandshakeError::ServerBusy)
