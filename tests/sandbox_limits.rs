@@ -72,6 +72,10 @@ async fn a_looping_guest_is_stopped_after_its_cpu_budget_while_100_neighbours_ke
     );
     let line = host.wait_for_log(&["guest exceeded its CPU budget of 200 ms"]);
     assert!(line.contains("version="), "{line}");
+    assert!(
+        line.contains("kind=\"cpu\"") || line.contains("kind=cpu"),
+        "{line}"
+    );
 
     stop.store(true, Ordering::Relaxed);
     let mut during = Vec::new();
@@ -117,6 +121,37 @@ async fn a_guest_idle_in_receive_longer_than_its_budget_is_not_stopped() {
 }
 
 #[tokio::test]
+async fn a_guest_sleeping_in_wasi_longer_than_its_budget_is_not_stopped() {
+    let host = Host::start("misbehave", &["--guest-cpu-ms", "100"]);
+    let (mut client, _) = tokio_tungstenite::connect_async(host.url("/sleep"))
+        .await
+        .unwrap();
+    // Each echo comes after a 400 ms sleep in WASI's `poll`: waiting in any
+    // import is not running.
+    for i in 0..3 {
+        echo_once(&mut client, format!("slept {i}")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_guest_looping_over_memory_copies_is_stopped_at_its_budget() {
+    // `memory.copy` calls into the runtime without being an import: it must
+    // not restart the budget.
+    let host = Host::start("misbehave", &["--guest-cpu-ms", "200"]);
+    let mut victim = RawClient::connect(host.addr, "/copy-loop", &[]).await;
+    let started = Instant::now();
+    victim.send_frame(true, op::TEXT, b"copy").await;
+    let (code, _) = victim.expect_close().await;
+    assert_eq!(code, 1011);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the copying guest ran for {:?}",
+        started.elapsed()
+    );
+    host.wait_for_log(&["guest exceeded its CPU budget of 200 ms"]);
+}
+
+#[tokio::test]
 async fn a_memory_bomb_is_stopped_at_the_guest_memory_limit() {
     let host = Host::start("misbehave", &["--guest-memory", "32MiB"]);
     let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
@@ -130,6 +165,10 @@ async fn a_memory_bomb_is_stopped_at_the_guest_memory_limit() {
     assert_eq!(code, 1011);
     let line = host.wait_for_log(&["guest failed", "memory limit of 33554432 bytes exceeded"]);
     assert!(line.contains("version="), "{line}");
+    assert!(
+        line.contains("kind=\"memory\"") || line.contains("kind=memory"),
+        "{line}"
+    );
 
     echo_once(&mut neighbour, "after".into()).await;
 }

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::protocol::ConnectionConfig;
 use crate::protocol::deflate::DeflateConfig;
 
 /// Everything `host serve` can be told. Each field documents its default.
@@ -70,6 +71,25 @@ pub struct ServerConfig {
     /// Default: on, context takeover both ways, 15-bit windows (see
     /// [`DeflateConfig`] for each field).
     pub deflate: DeflateConfig,
+}
+
+/// While this many bytes of received messages wait for the guest, the host
+/// stops reading from the socket, so TCP pushes back on the client.
+const INBOUND_HIGH_WATER: usize = 1 << 20;
+
+impl ServerConfig {
+    /// The protocol rules each connection follows under this configuration.
+    pub fn connection_config(&self) -> ConnectionConfig {
+        ConnectionConfig {
+            max_frame_size: self.max_frame_size,
+            max_message_size: self.max_message_size,
+            close_timeout: self.close_timeout,
+            ping_interval: self.ping_interval,
+            idle_timeout: self.idle_timeout,
+            inbound_high_water: INBOUND_HIGH_WATER,
+            deflate: self.deflate.clone(),
+        }
+    }
 }
 
 impl Default for ServerConfig {

@@ -9,8 +9,8 @@ use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use wsbox::cli::{CheckArgs, Cli, Command, LogFormat, ServeArgs};
 use wsbox::config::ServerConfig;
+use wsbox::reload::Reloader;
 use wsbox::runtime::Runtime;
-use wsbox::runtime::reload::Reloader;
 use wsbox::server::Server;
 
 fn main() -> ExitCode {

@@ -6,12 +6,15 @@
 //! - [`decoder`]: the receive state machine (frames → messages and control
 //!   events), enforcing every framing rule as bytes arrive.
 //! - [`encoder`]: unmasked server frames.
+//! - [`connection`]: one connection's rules (handshake answer, closing
+//!   handshake, close timeout, keep-alive) over the decoder and encoder.
 //! - [`frame`]: header coding and masking; [`utf8`]: incremental validation;
 //!   [`close`]: close codes and payloads; [`deflate`]: permessage-deflate.
 //! - [`error`]: [`ProtocolError`], the one place protocol errors map to
 //!   close codes.
 
 pub mod close;
+pub mod connection;
 pub mod decoder;
 pub mod deflate;
 pub mod encoder;
@@ -21,6 +24,7 @@ pub mod handshake;
 pub mod utf8;
 
 pub use close::CloseCode;
+pub use connection::{Connection, ConnectionConfig};
 pub use decoder::{DataMessage, Decoder, DecoderConfig, Event, Inflate};
 pub use encoder::{Deflate, Encoder};
 pub use error::ProtocolError;

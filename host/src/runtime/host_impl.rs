@@ -1,23 +1,25 @@
 //! The WIT imports, implemented by translating each call into a
-//! [`ConnectionHandle`](crate::server::connection::ConnectionHandle) call.
+//! [`ConnectionHandle`](crate::session::ConnectionHandle) call. CPU budget
+//! bookkeeping is not done here but in the store's call hook, for every
+//! import at once (see the module above).
 
 use wasmtime::component::Resource;
 
 use super::GuestState;
 use super::bindings::{ConnectionResource, PendingConnectionResource, log, types, websocket};
 use crate::protocol::DataMessage;
-use crate::protocol::handshake::ResponseError;
-use crate::server::connection::{
+use crate::protocol::connection::{
     AcceptParams, AnswerError, ConnectionError, Incoming, Outgoing, RejectParams,
 };
+use crate::protocol::handshake::ResponseError;
 
 impl types::Host for GuestState {}
 impl websocket::Host for GuestState {}
 
 impl log::Host for GuestState {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let conn = self.conn.id();
-        let version = &*self.version;
+        let conn = self.conn().id();
+        let version = &**self.version();
         match level {
             log::Level::Trace => tracing::trace!(conn, version, "guest: {message}"),
             log::Level::Debug => tracing::debug!(conn, version, "guest: {message}"),
@@ -25,7 +27,6 @@ impl log::Host for GuestState {
             log::Level::Warn => tracing::warn!(conn, version, "guest: {message}"),
             log::Level::Error => tracing::error!(conn, version, "guest: {message}"),
         }
-        self.resumed();
         Ok(())
     }
 }
@@ -35,7 +36,7 @@ impl websocket::HostPendingConnection for GuestState {
         &mut self,
         _this: Resource<PendingConnectionResource>,
     ) -> wasmtime::Result<types::Request> {
-        let request = self.conn.request();
+        let request = self.conn().request();
         let result = types::Request {
             path: request.target.clone(),
             headers: request
@@ -48,9 +49,8 @@ impl websocket::HostPendingConnection for GuestState {
                 .collect(),
             subprotocols: request.subprotocols.clone(),
             extensions: request.extensions.clone(),
-            remote_address: self.conn.remote().to_string(),
+            remote_address: self.conn().remote().to_string(),
         };
-        self.resumed();
         Ok(result)
     }
 
@@ -66,11 +66,10 @@ impl websocket::HostPendingConnection for GuestState {
             receive_pongs: options.receive_pongs,
             max_message_size: options.max_message_size,
         };
-        let result = match self.conn.accept(params) {
-            Ok(()) => Ok(self.table.push(ConnectionResource)?),
+        let result = match self.conn().accept(params) {
+            Ok(()) => Ok(self.table().push(ConnectionResource)?),
             Err(error) => Err(handshake_error(error)),
         };
-        self.resumed();
         Ok(result)
     }
 
@@ -85,13 +84,12 @@ impl websocket::HostPendingConnection for GuestState {
             headers: headers_from_wit(options.headers),
             body: options.body,
         };
-        let result = self.conn.reject(params).map_err(handshake_error);
-        self.resumed();
+        let result = self.conn().reject(&params).map_err(handshake_error);
         Ok(result)
     }
 
     async fn drop(&mut self, this: Resource<PendingConnectionResource>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        self.table().delete(this)?;
         Ok(())
     }
 }
@@ -101,29 +99,26 @@ impl websocket::HostConnection for GuestState {
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Option<String>> {
-        self.resumed();
-        Ok(self.conn.subprotocol())
+        Ok(self.conn().subprotocol())
     }
 
     async fn extensions(
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Option<String>> {
-        self.resumed();
-        Ok(self.conn.extensions())
+        Ok(self.conn().extensions())
     }
 
     async fn receive(
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Result<types::Message, types::ConnectionError>> {
-        let result = match self.conn.receive().await {
+        let result = match self.conn().receive().await {
             Ok(Incoming::Message(DataMessage::Text(text))) => Ok(types::Message::Text(text)),
             Ok(Incoming::Message(DataMessage::Binary(data))) => Ok(types::Message::Binary(data)),
             Ok(Incoming::Pong(data)) => Ok(types::Message::Pong(data)),
             Err(error) => Err(connection_error(error)),
         };
-        self.resumed();
         Ok(result)
     }
 
@@ -132,8 +127,7 @@ impl websocket::HostConnection for GuestState {
         _this: Resource<ConnectionResource>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
-        let result = self.conn.send(outgoing(&message)).await;
-        self.resumed();
+        let result = self.conn().send(outgoing(&message)).await;
         Ok(result.map_err(connection_error))
     }
 
@@ -143,8 +137,7 @@ impl websocket::HostConnection for GuestState {
         messages: Vec<types::Message>,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
         let batch: Vec<Outgoing<'_>> = messages.iter().map(outgoing).collect();
-        let result = self.conn.send_all(&batch).await;
-        self.resumed();
+        let result = self.conn().send_all(&batch).await;
         Ok(result.map_err(connection_error))
     }
 
@@ -154,8 +147,7 @@ impl websocket::HostConnection for GuestState {
         code: u16,
         reason: String,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
-        let result = self.conn.close(code, &reason).await;
-        self.resumed();
+        let result = self.conn().close(code, &reason).await;
         Ok(result.map_err(connection_error))
     }
 
@@ -164,13 +156,12 @@ impl websocket::HostConnection for GuestState {
         _this: Resource<ConnectionResource>,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
-        let result = self.conn.ping(&payload).await;
-        self.resumed();
+        let result = self.conn().ping(&payload).await;
         Ok(result.map_err(connection_error))
     }
 
     async fn drop(&mut self, this: Resource<ConnectionResource>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        self.table().delete(this)?;
         Ok(())
     }
 }

@@ -3,11 +3,15 @@
 //!
 //! This layer only translates WIT calls into [`ConnectionHandle`] calls; it
 //! knows nothing of frames or sockets.
+//!
+//! CPU budget bookkeeping is done in one place for every import, wsbox's and
+//! WASI's alike: a store call hook notes when the guest gets control back
+//! from the host, and the epoch callback measures from there.
 
 mod bindings;
 mod host_impl;
 mod limits;
-pub mod reload;
+mod state;
 mod stdio;
 
 use std::fmt::Write as _;
@@ -17,52 +21,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{
     Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
     UpdateDeadline,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::ServerConfig;
-use crate::server::connection::{ConnectionHandle, GuestOutcome};
+use crate::session::{ConnectionHandle, GuestFailure, GuestOutcome};
 use bindings::{Handler, HandlerPre, PendingConnectionResource};
 use limits::GuestLimiter;
+pub use state::GuestState;
 
 /// How often the epoch advances: the granularity of CPU budgets and of a
 /// busy guest yielding to its neighbours.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// Per-connection store data: the guest's whole view of the host.
-pub struct GuestState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: GuestLimiter,
-    conn: ConnectionHandle,
-    /// The guest's version (short content hash), for its log lines.
-    version: Arc<str>,
-    /// The epoch tick at which the guest last got control back from the
-    /// host; its CPU budget counts from there.
-    resumed_at: u64,
-    ticks: Arc<AtomicU64>,
-}
-
-impl GuestState {
-    /// Note that the guest is about to run again after a host call.
-    fn resumed(&mut self) {
-        self.resumed_at = self.ticks.load(Ordering::Relaxed);
-    }
-}
-
-impl WasiView for GuestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 /// A compiled, linked guest component, ready to instantiate per connection.
 pub struct Guest {
@@ -213,20 +187,22 @@ impl Runtime {
         let conn_id = conn.id();
         match self.run_inner(guest, conn).await {
             Ok(()) => GuestOutcome::Returned,
-            Err(error) => {
-                if let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>() {
+            Err(failure) => {
+                if let RunError::Guest { error, .. } | RunError::Instantiate(error) = &failure
+                    && let Some(backtrace) = error.downcast_ref::<wasmtime::WasmBacktrace>()
+                {
                     tracing::debug!(
                         conn = conn_id,
                         version = guest.version(),
                         "guest backtrace:\n{backtrace}"
                     );
                 }
-                GuestOutcome::Trapped(failure_reason(&error))
+                GuestOutcome::Failed(failure.classify(self.config.guest_cpu))
             }
         }
     }
 
-    async fn run_inner(&self, guest: &Guest, conn: ConnectionHandle) -> wasmtime::Result<()> {
+    async fn run_inner(&self, guest: &Guest, conn: ConnectionHandle) -> Result<(), RunError> {
         let conn_id = conn.id();
         // The sandbox: no preopened directories, no environment, no
         // arguments, no stdin, no sockets. Clocks and randomness are real.
@@ -237,30 +213,28 @@ impl Runtime {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let state = GuestState {
+        let state = GuestState::new(
             wasi,
-            table: ResourceTable::new(),
-            limits: GuestLimiter::new(self.config.guest_memory),
+            GuestLimiter::new(self.config.guest_memory),
             conn,
-            version: guest.version.clone(),
-            resumed_at: self.ticks.load(Ordering::Relaxed),
-            ticks: self.ticks.clone(),
-        };
+            guest.version.clone(),
+            self.ticks.clone(),
+        );
         let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| state.limits());
+        // The one place every host call's CPU bookkeeping happens (see
+        // `state`): the host's time is not the guest's.
+        store.call_hook(|mut store, hook| {
+            store.data_mut().on_call_hook(hook);
+            Ok(())
+        });
         store.set_epoch_deadline(1);
         let budget = self.cpu_budget_ticks;
         let budget_ms = self.config.guest_cpu.map_or(0, |budget| budget.as_millis());
         store.epoch_deadline_callback(move |store| {
-            let state = store.data();
-            let ran = state
-                .ticks
-                .load(Ordering::Relaxed)
-                .saturating_sub(state.resumed_at);
+            let ran = store.data().ticks_used();
             if budget.is_some_and(|budget| ran > budget) {
-                return Err(wasmtime::format_err!(
-                    "guest exceeded its CPU budget of {budget_ms} ms"
-                ));
+                return Err(wasmtime::Error::new(CpuBudgetExceeded { budget_ms }));
             }
             // Yield to the other connections on this thread at every tick;
             // the guest continues where it was.
@@ -269,33 +243,73 @@ impl Runtime {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
-        let result = self.call_guest(guest, &mut store).await;
-        // A guest whose allocation failed usually traps somewhere else
-        // (Rust aborts): name the limit it ran into.
-        match (result, store.data().limits.exceeded()) {
-            (Err(error), Some(limit)) => Err(error.context(limit.to_owned())),
-            (result, _) => result,
-        }
-    }
-
-    async fn call_guest(
-        &self,
-        guest: &Guest,
-        store: &mut Store<GuestState>,
-    ) -> wasmtime::Result<()> {
         let handler = guest
             .pre
-            .instantiate_async(&mut *store)
+            .instantiate_async(&mut store)
             .await
-            .context("instantiating the guest")?;
+            .map_err(RunError::Instantiate)?;
         let pending = store
             .data_mut()
-            .table
+            .table()
             .push(PendingConnectionResource)
-            .context("creating the pending connection")?;
+            .map_err(|error| RunError::Instantiate(error.into()))?;
         // The CPU budget counts from the first call into the guest.
-        store.data_mut().resumed();
-        handler.call_handle(&mut *store, pending).await
+        store.data_mut().start_budget();
+        let result = handler.call_handle(&mut store, pending).await;
+        result.map_err(|error| RunError::Guest {
+            error,
+            // A guest whose allocation failed usually traps somewhere else
+            // (Rust aborts): the limiter knows the limit it ran into.
+            memory_limit: store.data().limit_exceeded().map(str::to_owned),
+        })
+    }
+}
+
+/// The epoch callback's verdict on a guest that ran past its budget.
+#[derive(Debug, thiserror::Error)]
+#[error("guest exceeded its CPU budget of {budget_ms} ms")]
+struct CpuBudgetExceeded {
+    budget_ms: u128,
+}
+
+/// How running a guest failed, before classification.
+enum RunError {
+    /// It could not be instantiated.
+    Instantiate(wasmtime::Error),
+    /// `handle` failed.
+    Guest {
+        error: wasmtime::Error,
+        /// The limit the memory limiter refused, if any.
+        memory_limit: Option<String>,
+    },
+}
+
+impl RunError {
+    /// The typed failure: a CPU budget (the epoch callback's own error), a
+    /// memory limit (the limiter refused a growth; the trap that follows
+    /// says nothing about memory), or a plain trap.
+    fn classify(self, guest_cpu: Option<Duration>) -> GuestFailure {
+        match self {
+            RunError::Instantiate(error) => GuestFailure::Instantiate {
+                message: failure_reason(&error),
+            },
+            RunError::Guest { error, .. }
+                if error.chain().any(|cause| cause.is::<CpuBudgetExceeded>()) =>
+            {
+                GuestFailure::CpuBudget {
+                    budget_ms: guest_cpu.map_or(0, |budget| {
+                        u64::try_from(budget.as_millis()).unwrap_or(u64::MAX)
+                    }),
+                }
+            }
+            RunError::Guest {
+                memory_limit: Some(limit),
+                ..
+            } => GuestFailure::MemoryLimit { limit },
+            RunError::Guest { error, .. } => GuestFailure::Trap {
+                message: failure_reason(&error),
+            },
+        }
     }
 }
 

@@ -1,7 +1,12 @@
 //! The IO layer: the listener, the opening handshake on the wire, and one
 //! task per connection that drives its socket and its guest together.
+//!
+//! - [`driver`]: moves one connection's bytes and time through its protocol
+//!   state machine.
+//! - [`policy`]: the server's own refusals (origin allow-list, busy).
 
-pub mod connection;
+pub mod driver;
+pub mod policy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,16 +22,19 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
-use crate::protocol::CloseCode;
 use crate::protocol::handshake::{self, HandshakeError, HandshakeLimits, Request};
+use crate::protocol::{CloseCode, ConnectionConfig};
 use crate::runtime::{Guest, Runtime};
-use connection::{ConnectionHandle, GuestOutcome};
+use crate::session::{ConnectionHandle, GuestOutcome};
+use policy::Refusal;
 
 /// A running wsbox server: the runtime, the current guest and the config.
 pub struct Server {
     runtime: Arc<Runtime>,
     guest: Arc<ArcSwap<Guest>>,
     config: Arc<ServerConfig>,
+    /// The protocol rules every connection follows, built once.
+    connection_config: Arc<ConnectionConfig>,
     next_id: AtomicU64,
     /// One permit per TCP connection, handshakes included: the connection
     /// limit, and (all permits back) the sign that every connection ended.
@@ -56,6 +64,7 @@ impl Server {
             runtime,
             guest: Arc::new(ArcSwap::from_pointee(guest)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
+            connection_config: Arc::new(config.connection_config()),
             config,
             next_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
@@ -88,7 +97,7 @@ impl Server {
         let mut closed = 0;
         for (version, conn) in live.values() {
             if filter(version) {
-                conn.close_from_server(CloseCode(code), reason);
+                conn.close_from_host(CloseCode(code), reason);
                 closed += 1;
             }
         }
@@ -183,7 +192,7 @@ impl Server {
         tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
         let mut buf = BytesMut::with_capacity(1024);
         let response = match self.read_handshake(&mut stream, &mut buf).await {
-            Ok(_) => HandshakeError::ServerBusy.response(),
+            Ok(_) => Refusal::ServerBusy.response(),
             Err(ReadRequestError::Handshake(error)) => error.response(),
             Err(_) => return,
         };
@@ -211,20 +220,26 @@ impl Server {
             }
         };
         let refusal = if self.shutting_down.load(Ordering::SeqCst) {
-            Err(HandshakeError::ServerBusy)
+            Err(Refusal::ServerBusy)
         } else {
-            handshake::check_origin(&request, &self.config.allowed_origins)
+            policy::check_origin(&request, &self.config.allowed_origins)
         };
-        if let Err(error) = refusal {
-            tracing::info!(conn = id, %remote, status = error.status(), %error, "handshake refused");
-            respond_and_close(&mut stream, &error.response()).await;
+        if let Err(refusal) = refusal {
+            tracing::info!(conn = id, %remote, status = refusal.status(), %refusal, "handshake refused");
+            respond_and_close(&mut stream, &refusal.response()).await;
             return;
         }
 
         let guest = self.guest.load_full();
         let version = guest.version().to_owned();
         tracing::debug!(conn = id, %remote, path = %request.target, version, "handshake");
-        let conn = ConnectionHandle::new(id, remote, request, self.config.clone());
+        let conn = ConnectionHandle::new(
+            id,
+            remote,
+            request,
+            self.connection_config.clone(),
+            self.config.write_buffer_high_water,
+        );
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -235,13 +250,18 @@ impl Server {
                 GuestOutcome::Returned => {
                     tracing::debug!(conn = id, version, "guest returned");
                 }
-                GuestOutcome::Trapped(why) => {
-                    tracing::warn!(conn = id, version, "guest failed: {why}");
+                GuestOutcome::Failed(failure) => {
+                    tracing::warn!(
+                        conn = id,
+                        version,
+                        kind = failure.kind(),
+                        "guest failed: {failure}"
+                    );
                 }
             }
             conn.guest_finished(&outcome);
         };
-        tokio::join!(guest_part, conn.run_io(stream, buf));
+        tokio::join!(guest_part, driver::run_io(&conn, stream, buf));
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

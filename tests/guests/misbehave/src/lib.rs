@@ -6,6 +6,8 @@
 //! | `/panic` | accept, then panic ("guest panicked on purpose") on the first message |
 //! | `/panic-before-accept` | panic at once, before answering the handshake |
 //! | `/loop` | accept, then spin forever on the first message |
+//! | `/copy-loop` | accept, then copy memory forever on the first message (`memory.copy`, a call into the runtime that is not an import) |
+//! | `/sleep` | accept, then echo every message after sleeping 400 ms (WASI `poll` on a monotonic-clock pollable) |
 //! | `/alloc` | accept, then on the first message allocate 1 MiB chunks forever, keeping them alive |
 //! | `/return` | accept, then return after the first message without closing |
 //! | `/no-answer` | return without accepting or rejecting |
@@ -39,6 +41,25 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
             let mut spins = 0u64;
             loop {
                 spins = black_box(spins.wrapping_add(1));
+            }
+        }
+        "/copy-loop" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            let source = vec![7u8; 64 << 10];
+            let mut target = vec![0u8; 64 << 10];
+            loop {
+                let len = black_box(source.len());
+                target[..len].copy_from_slice(&source[..len]);
+                black_box(&mut target);
+            }
+        }
+        "/sleep" => {
+            let conn = pending.accept()?;
+            loop {
+                let message = conn.receive()?;
+                std::thread::sleep(std::time::Duration::from_millis(400));
+                conn.send(message)?;
             }
         }
         "/alloc" => {

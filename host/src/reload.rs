@@ -24,7 +24,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
-use super::{Guest, Runtime, one_line, version_of};
+use crate::runtime::{Guest, Runtime, one_line, version_of};
 use crate::server::Server;
 
 /// Quiet time after the last file event before the file is read: one save

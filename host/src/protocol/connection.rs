@@ -1,0 +1,1617 @@
+//! One server-side WebSocket connection's rules, sans-IO: the answer to the
+//! opening handshake, the closing handshake, the close timeout, failing the
+//! connection behind messages still owed to the application, and keep-alive.
+//!
+//! [`Connection`] owns the [`Decoder`], the [`Encoder`] and the bytes waiting
+//! to be written. The IO layer only moves bytes and time through it:
+//!
+//! - bytes read go to [`Connection::receive_data`]; end of stream (or a read
+//!   error) to [`Connection::receive_eof`];
+//! - bytes to write come from [`Connection::poll_write`];
+//! - timers: sleep until [`Connection::poll_timeout`], then call
+//!   [`Connection::on_timeout`];
+//! - after every call, [`Connection::take_wakes`] says which of the
+//!   application, the writer and the reader has something new to look at.
+//!
+//! The application (the guest) talks to it through [`Connection::accept`],
+//! [`Connection::reject`], [`Connection::receive`], [`Connection::send`],
+//! [`Connection::close`] and [`Connection::guest_finished`]. Nothing here
+//! knows about sockets, tasks or clocks: every method that needs the time
+//! takes `now`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use thiserror::Error;
+
+use super::close::{CloseCode, MAX_REASON_LEN};
+use super::decoder::{DataMessage, Decoder, DecoderConfig, Event};
+use super::deflate::{self, DeflateConfig, MessageDeflater, MessageInflater};
+use super::encoder::Encoder;
+use super::error::ProtocolError;
+use super::frame::OpCode;
+use super::handshake::{self, Request, ResponseError};
+
+/// Largest control frame payload (RFC 6455 §5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+/// The rules' knobs, shared by every connection of a server.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ConnectionConfig {
+    /// Largest frame payload accepted; larger frames fail the connection with
+    /// 1009. Default 16 MiB.
+    pub max_frame_size: u64,
+    /// Largest message accepted (after decompression) and sent; larger
+    /// received messages fail the connection with 1009. Default 64 MiB.
+    pub max_message_size: u64,
+    /// After our close frame, how long the peer has to answer with its own
+    /// before the TCP connection is dropped; also how long the application
+    /// has to receive the messages in front of a protocol error. Default 5 s.
+    pub close_timeout: Duration,
+    /// Ping a peer that has been silent this long. Default 30 s.
+    pub ping_interval: Option<Duration>,
+    /// Close (1001) a connection silent for this long. Default 120 s.
+    pub idle_timeout: Option<Duration>,
+    /// Stop reading while this many bytes of received messages wait for the
+    /// application, so TCP pushes back on the client. Default 1 MiB.
+    pub inbound_high_water: usize,
+    /// permessage-deflate: what the server accepts and asks for.
+    pub deflate: DeflateConfig,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            close_timeout: Duration::from_secs(5),
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(120)),
+            inbound_high_water: 1 << 20,
+            deflate: DeflateConfig::default(),
+        }
+    }
+}
+
+/// A message the application receives.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A complete data message.
+    Message(DataMessage),
+    /// A pong's payload (only when the application asked for pongs).
+    Pong(Vec<u8>),
+}
+
+impl Incoming {
+    fn len(&self) -> usize {
+        match self {
+            Incoming::Message(DataMessage::Text(text)) => text.len(),
+            Incoming::Message(DataMessage::Binary(data)) | Incoming::Pong(data) => data.len(),
+        }
+    }
+}
+
+/// A message the application sends.
+#[derive(Clone, Copy, Debug)]
+pub enum Outgoing<'a> {
+    /// A text message.
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+    /// An unsolicited pong (a heartbeat).
+    Pong(&'a [u8]),
+}
+
+impl Outgoing<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Outgoing::Text(text) => text.len(),
+            Outgoing::Binary(data) | Outgoing::Pong(data) => data.len(),
+        }
+    }
+}
+
+/// Why an application call on an open connection could not go on.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConnectionError {
+    /// A close frame ended the conversation: the peer's (already answered),
+    /// or the host's own (shutdown, idle timeout, drain), reported once.
+    #[error("connection closing with {code}: {reason}")]
+    CloseRequest {
+        /// The close code (1005 when the peer's close frame had none).
+        code: CloseCode,
+        /// The close reason.
+        reason: String,
+    },
+    /// The connection is gone or already closing.
+    #[error("connection closed")]
+    ConnectionClosed,
+    /// The arguments break a protocol rule; nothing was sent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+/// Why `accept` or `reject` failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum AnswerError {
+    /// The subprotocol was not among those the client offered.
+    #[error("subprotocol {0:?} was not offered by the client")]
+    SubprotocolNotOffered(String),
+    /// The response could not be built from the given parts.
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+    /// `accept` or `reject` was already called.
+    #[error("the handshake was already answered")]
+    AlreadyAnswered,
+    /// The client is gone.
+    #[error("connection closed")]
+    ConnectionClosed,
+}
+
+/// The application's choices when accepting (`AcceptRequest` in the seed).
+#[derive(Clone, Debug, Default)]
+pub struct AcceptParams {
+    /// The chosen subprotocol; must be one the client offered.
+    pub subprotocol: Option<String>,
+    /// Extra headers for the 101 response.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Allow compression on this connection.
+    pub compression: bool,
+    /// Deliver pongs to `receive`.
+    pub receive_pongs: bool,
+    /// Tighter message size limit for this connection.
+    pub max_message_size: Option<u64>,
+}
+
+/// The application's rejection (`RejectRequest` in the seed).
+#[derive(Clone, Debug)]
+pub struct RejectParams {
+    /// HTTP status, 400-599.
+    pub status: u16,
+    /// Reason phrase; empty means the standard one.
+    pub reason: String,
+    /// Extra headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Response body.
+    pub body: Vec<u8>,
+}
+
+/// How the application's part of the connection ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestEnd {
+    /// It returned.
+    Returned,
+    /// It failed (trap, resource limit, ...).
+    Failed,
+}
+
+/// A close frame's contents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloseFrame {
+    /// The status code.
+    pub code: CloseCode,
+    /// The reason.
+    pub reason: String,
+}
+
+impl CloseFrame {
+    fn new(code: CloseCode, reason: &str) -> Self {
+        Self {
+            code,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// Who sent the first close frame of this connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Initiator {
+    /// The application called `close`, or ended (returned or failed).
+    Application,
+    /// The host (shutdown, idle timeout, drain): the application sees
+    /// `frame` as a close request.
+    Host(CloseFrame),
+    /// The peer broke a protocol rule: we failed the connection and read no
+    /// more of its frames.
+    Failure,
+}
+
+/// Where the closing handshake stands (RFC 6455 §7).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Closing {
+    /// Neither side has sent a close frame.
+    Open,
+    /// The peer broke a rule behind messages the application has not
+    /// received yet: the connection fails (with `frame`) once it has had
+    /// them, or at `deadline`, whichever comes first.
+    FailurePending {
+        /// The close frame the failure sends.
+        frame: CloseFrame,
+        /// When to fail anyway.
+        deadline: Instant,
+    },
+    /// We sent our close frame first and wait for the peer's until
+    /// `deadline`.
+    CloseSent {
+        /// Why we closed.
+        initiator: Initiator,
+        /// When to give up on the peer's close and drop the connection.
+        deadline: Instant,
+    },
+    /// The peer's close frame arrived and ours has been sent (before it or
+    /// as the answer): the closing handshake is complete.
+    Complete {
+        /// The peer's close frame (code 1005 when it had no body).
+        peer: CloseFrame,
+    },
+}
+
+/// Where the opening handshake stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the application to accept or reject. A host close asked
+    /// for meanwhile is kept and sent right after the accept.
+    Handshake {
+        /// The host's close, if it asked for one already.
+        host_close: Option<CloseFrame>,
+    },
+    /// Accepted: frames flow.
+    Open,
+    /// Rejected (or never answered): only the HTTP response is written.
+    Rejected,
+}
+
+/// What the reader should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// The handshake has not been answered: read nothing yet.
+    AwaitAnswer,
+    /// Read and feed [`Connection::receive_data`].
+    Read,
+    /// The application is behind: read nothing until it catches up.
+    Paused,
+    /// The connection failed: read and drop bytes (closing a socket with
+    /// unread data sends a reset, which can destroy our close frame in
+    /// flight) until the peer closes or the close timeout.
+    Discard,
+    /// Reading is over.
+    Stop,
+}
+
+/// What the writer should do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteStatus {
+    /// Write the batch just handed over.
+    Write,
+    /// Nothing to write yet.
+    Idle,
+    /// Nothing more will ever be written. `shutdown`: close our side of TCP
+    /// now (after the closing handshake, a failure or a rejection, the
+    /// server closes first, RFC 6455 §7.1.1); else the socket closes when
+    /// reading ends.
+    Finished {
+        /// Shut down the write side now.
+        shutdown: bool,
+    },
+    /// The TCP connection is unusable.
+    Stop,
+}
+
+/// What a call to [`Connection::on_timeout`] did, for the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// No deadline had passed.
+    Nothing,
+    /// The peer was silent for the ping interval: a ping was queued.
+    Pinged,
+    /// The peer was silent for the idle timeout: the host closed with 1001.
+    IdleClose,
+    /// The application did not receive the messages in front of a protocol
+    /// error in time: the connection failed now.
+    FailedLate,
+    /// The peer did not answer our close in time: the connection is gone.
+    CloseTimedOut,
+}
+
+/// Which side of the IO layer has something new to look at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wakes {
+    /// The application (a message arrived, the writer drained, the
+    /// connection ended).
+    pub guest: bool,
+    /// The writer (bytes queued, or the connection is ending).
+    pub writer: bool,
+    /// The reader (accepted, the inbound queue drained, a deadline changed).
+    pub reader: bool,
+}
+
+impl Wakes {
+    const ALL: Wakes = Wakes {
+        guest: true,
+        writer: true,
+        reader: true,
+    };
+
+    fn add(&mut self, other: Wakes) {
+        self.guest |= other.guest;
+        self.writer |= other.writer;
+        self.reader |= other.reader;
+    }
+}
+
+/// Keep-alive as data: when the peer was last heard from and whether it has
+/// been pinged since.
+#[derive(Clone, Debug)]
+struct Keepalive {
+    last_heard: Instant,
+    pinged: bool,
+}
+
+/// One connection's protocol state. See the module docs for how the IO layer
+/// and the application drive it.
+#[derive(Debug)]
+pub struct Connection {
+    config: std::sync::Arc<ConnectionConfig>,
+    phase: Phase,
+    closing: Closing,
+    /// Set up at accept time.
+    decoder: Option<Decoder>,
+    encoder: Encoder,
+    /// Encoded bytes waiting for the writer.
+    out: Vec<u8>,
+    inbound: VecDeque<Incoming>,
+    inbound_bytes: usize,
+    receive_pongs: bool,
+    subprotocol: Option<String>,
+    extensions: Option<String>,
+    keepalive: Keepalive,
+    /// The TCP connection is unusable (end of stream, an IO error, or the
+    /// close timeout passed).
+    gone: bool,
+    /// `receive` has reported the close (the peer's or the host's).
+    close_reported: bool,
+    /// The application's part has ended.
+    guest_done: bool,
+    wakes: Wakes,
+}
+
+impl Connection {
+    /// A connection whose opening request has been read and validated,
+    /// waiting for the application's answer.
+    pub fn new(config: std::sync::Arc<ConnectionConfig>, now: Instant) -> Self {
+        Self {
+            config,
+            phase: Phase::Handshake { host_close: None },
+            closing: Closing::Open,
+            decoder: None,
+            encoder: Encoder::new(),
+            out: Vec::new(),
+            inbound: VecDeque::new(),
+            inbound_bytes: 0,
+            receive_pongs: false,
+            subprotocol: None,
+            extensions: None,
+            keepalive: Keepalive {
+                last_heard: now,
+                pinged: false,
+            },
+            gone: false,
+            close_reported: false,
+            guest_done: false,
+            wakes: Wakes::default(),
+        }
+    }
+
+    /// Where the opening handshake stands.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Where the closing handshake stands.
+    pub fn closing(&self) -> &Closing {
+        &self.closing
+    }
+
+    /// Whether the TCP connection is unusable.
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    /// The subprotocol agreed at accept time.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The `Sec-WebSocket-Extensions` value answered at accept time.
+    pub fn extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
+    }
+
+    /// Bytes queued for the writer.
+    pub fn pending_write_bytes(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Which sides have something new since the last call; resets.
+    pub fn take_wakes(&mut self) -> Wakes {
+        std::mem::take(&mut self.wakes)
+    }
+
+    // -- the opening handshake ------------------------------------------
+
+    /// Answer `request` with `101 Switching Protocols`: check the chosen
+    /// subprotocol, negotiate permessage-deflate (if the client offered it,
+    /// the server allows it and `params.compression` is set), queue the
+    /// response, and start reading frames.
+    pub fn accept(
+        &mut self,
+        request: &Request,
+        params: AcceptParams,
+        now: Instant,
+    ) -> Result<(), AnswerError> {
+        self.check_unanswered()?;
+        if let Some(chosen) = &params.subprotocol
+            && !request.subprotocols.iter().any(|offered| offered == chosen)
+        {
+            return Err(AnswerError::SubprotocolNotOffered(chosen.clone()));
+        }
+        let config = &self.config;
+        let max_message_size = params
+            .max_message_size
+            .map_or(config.max_message_size, |limit| {
+                limit.min(config.max_message_size)
+            });
+        let mut decoder = Decoder::new(DecoderConfig {
+            max_frame_size: config.max_frame_size,
+            max_message_size,
+            ..DecoderConfig::default()
+        });
+        let negotiated = (params.compression && config.deflate.enabled)
+            .then(|| deflate::negotiate(&config.deflate, &request.extension_header))
+            .flatten();
+        let extensions = negotiated
+            .as_ref()
+            .map(deflate::Negotiated::response_header);
+        let response = handshake::build_accept_response(
+            &request.key,
+            params.subprotocol.as_deref(),
+            extensions.as_deref(),
+            &params.headers,
+        )?;
+        // The codecs allocate their zlib state lazily, on first use.
+        if let Some(negotiated) = &negotiated {
+            decoder.set_inflater(Box::new(MessageInflater::new(negotiated)));
+            let deflater = MessageDeflater::new(negotiated, &config.deflate);
+            self.encoder
+                .set_deflater(Box::new(deflater), config.deflate.min_size);
+        }
+        self.out.extend_from_slice(&response);
+        let host_close = match std::mem::replace(&mut self.phase, Phase::Open) {
+            Phase::Handshake { host_close } => host_close,
+            Phase::Open | Phase::Rejected => None,
+        };
+        self.decoder = Some(decoder);
+        self.receive_pongs = params.receive_pongs;
+        self.subprotocol = params.subprotocol;
+        self.extensions = extensions;
+        self.keepalive = Keepalive {
+            last_heard: now,
+            pinged: false,
+        };
+        if let Some(frame) = host_close {
+            self.send_close(Initiator::Host(frame.clone()), &frame, now);
+        }
+        self.wakes.add(Wakes {
+            guest: false,
+            writer: true,
+            reader: true,
+        });
+        Ok(())
+    }
+
+    /// Answer the handshake with an HTTP error response.
+    pub fn reject(&mut self, params: &RejectParams) -> Result<(), AnswerError> {
+        self.check_unanswered()?;
+        let response = handshake::build_reject_response(
+            params.status,
+            &params.reason,
+            &params.headers,
+            &params.body,
+        )?;
+        self.out.extend_from_slice(&response);
+        self.phase = Phase::Rejected;
+        self.wakes.add(Wakes::ALL);
+        Ok(())
+    }
+
+    fn check_unanswered(&self) -> Result<(), AnswerError> {
+        if !matches!(self.phase, Phase::Handshake { .. }) {
+            return Err(AnswerError::AlreadyAnswered);
+        }
+        if self.gone {
+            return Err(AnswerError::ConnectionClosed);
+        }
+        Ok(())
+    }
+
+    // -- the application ----------------------------------------------------
+
+    /// The next message for the application: `Ok(Some(..))`, `Ok(None)`
+    /// when it must wait (wait for [`Wakes::guest`]), or why there will be
+    /// none. A close is reported once as [`ConnectionError::CloseRequest`],
+    /// after every message received before it; then
+    /// [`ConnectionError::ConnectionClosed`].
+    pub fn receive(&mut self, now: Instant) -> Result<Option<Incoming>, ConnectionError> {
+        if self.phase != Phase::Open {
+            return Err(ConnectionError::ConnectionClosed);
+        }
+        if let Some(incoming) = self.inbound.pop_front() {
+            let high_water = self.config.inbound_high_water;
+            let was_above = self.inbound_bytes >= high_water;
+            self.inbound_bytes -= incoming.len();
+            if was_above && self.inbound_bytes < high_water {
+                self.wakes.reader = true;
+            }
+            return Ok(Some(incoming));
+        }
+        if let Closing::FailurePending { frame, .. } = &self.closing {
+            // The application has had every message in front of the error
+            // (and its answers are queued): now fail the connection.
+            let frame = frame.clone();
+            self.send_close(Initiator::Failure, &frame, now);
+            return Err(ConnectionError::ConnectionClosed);
+        }
+        if !self.close_reported {
+            let reported = match &self.closing {
+                Closing::Complete { peer } => Some(peer),
+                Closing::CloseSent {
+                    initiator: Initiator::Host(frame),
+                    ..
+                } => Some(frame),
+                _ => None,
+            };
+            if let Some(frame) = reported {
+                let error = ConnectionError::CloseRequest {
+                    code: frame.code,
+                    reason: frame.reason.clone(),
+                };
+                self.close_reported = true;
+                return Err(error);
+            }
+        }
+        let failed = matches!(
+            self.closing,
+            Closing::CloseSent {
+                initiator: Initiator::Failure,
+                ..
+            }
+        );
+        if self.gone || failed || self.close_reported {
+            return Err(ConnectionError::ConnectionClosed);
+        }
+        Ok(None)
+    }
+
+    /// Queue messages, in order, as one batch. Checks them all first: on an
+    /// error nothing is queued. The application should then wait while
+    /// [`Connection::pending_write_bytes`] is over its high-water mark.
+    pub fn send(&mut self, messages: &[Outgoing<'_>]) -> Result<(), ConnectionError> {
+        self.check_sendable()?;
+        let max = self.config.max_message_size;
+        for message in messages {
+            if let Outgoing::Pong(payload) = message
+                && payload.len() > MAX_CONTROL_PAYLOAD
+            {
+                return Err(ConnectionError::InvalidArgument(format!(
+                    "a pong payload is at most {MAX_CONTROL_PAYLOAD} bytes"
+                )));
+            }
+            if message.len() as u64 > max {
+                return Err(ConnectionError::InvalidArgument(format!(
+                    "message of {} bytes is over the {max}-byte limit",
+                    message.len()
+                )));
+            }
+        }
+        for message in messages {
+            match message {
+                Outgoing::Text(text) => {
+                    self.encoder
+                        .encode_message(OpCode::Text, text.as_bytes(), &mut self.out);
+                }
+                Outgoing::Binary(data) => {
+                    self.encoder
+                        .encode_message(OpCode::Binary, data, &mut self.out);
+                }
+                Outgoing::Pong(data) => {
+                    self.encoder
+                        .encode_control(OpCode::Pong, data, &mut self.out);
+                }
+            }
+        }
+        self.wakes.writer = true;
+        Ok(())
+    }
+
+    /// Queue a ping; its pong is not awaited.
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), ConnectionError> {
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(ConnectionError::InvalidArgument(format!(
+                "a ping payload is at most {MAX_CONTROL_PAYLOAD} bytes"
+            )));
+        }
+        self.check_sendable()?;
+        self.encoder
+            .encode_control(OpCode::Ping, payload, &mut self.out);
+        self.wakes.writer = true;
+        Ok(())
+    }
+
+    /// Start the closing handshake with `code` and `reason`. The application
+    /// then keeps receiving until the peer's close arrives, as in the seed.
+    pub fn close(&mut self, code: u16, reason: &str, now: Instant) -> Result<(), ConnectionError> {
+        let code = CloseCode(code);
+        if !code.is_sendable() {
+            return Err(ConnectionError::InvalidArgument(format!(
+                "close code {} may not be sent",
+                code.0
+            )));
+        }
+        if reason.len() > MAX_REASON_LEN {
+            return Err(ConnectionError::InvalidArgument(format!(
+                "a close reason is at most {MAX_REASON_LEN} bytes"
+            )));
+        }
+        self.check_sendable()?;
+        let frame = CloseFrame::new(code, reason);
+        self.send_close(Initiator::Application, &frame, now);
+        Ok(())
+    }
+
+    /// Close on the host's initiative (shutdown, idle, drain): the peer gets
+    /// a close frame with `code`, the application a close request with the
+    /// same code. Before the accept, the close is sent right after it.
+    pub fn close_from_host(&mut self, code: CloseCode, reason: &str, now: Instant) {
+        let frame = CloseFrame::new(code, reason);
+        if let Phase::Handshake { host_close } = &mut self.phase {
+            *host_close = Some(frame);
+        } else if self.phase == Phase::Open {
+            self.send_close(Initiator::Host(frame.clone()), &frame, now);
+        }
+    }
+
+    /// The application's part ended: finish the opening handshake (500) or
+    /// the closing handshake (1000 when it returned, 1011 when it failed)
+    /// on its behalf.
+    pub fn guest_finished(&mut self, end: GuestEnd, now: Instant) {
+        self.guest_done = true;
+        match self.phase {
+            Phase::Handshake { .. } => {
+                let body: &[u8] = match end {
+                    GuestEnd::Returned => b"the application did not answer the handshake\n",
+                    GuestEnd::Failed => b"the application failed\n",
+                };
+                if let Ok(response) = handshake::build_reject_response(500, "", &[], body) {
+                    self.out.extend_from_slice(&response);
+                }
+                self.phase = Phase::Rejected;
+            }
+            Phase::Open => {
+                let frame = match (&self.closing, end) {
+                    // It returned in front of a protocol error: that error
+                    // is what the peer must hear about.
+                    (Closing::FailurePending { frame, .. }, _) => frame.clone(),
+                    // A guest that returns without closing is done with the
+                    // connection: close it normally.
+                    (_, GuestEnd::Returned) => CloseFrame::new(CloseCode::NORMAL, ""),
+                    (_, GuestEnd::Failed) => {
+                        CloseFrame::new(CloseCode::INTERNAL_ERROR, "application error")
+                    }
+                };
+                let initiator = match self.closing {
+                    Closing::FailurePending { .. } => Initiator::Failure,
+                    _ => Initiator::Application,
+                };
+                self.send_close(initiator, &frame, now);
+            }
+            Phase::Rejected => {}
+        }
+        self.wakes.add(Wakes::ALL);
+    }
+
+    fn close_not_sent(&self) -> bool {
+        matches!(self.closing, Closing::Open | Closing::FailurePending { .. })
+    }
+
+    fn check_sendable(&self) -> Result<(), ConnectionError> {
+        if self.phase != Phase::Open || !self.close_not_sent() || self.gone {
+            return Err(ConnectionError::ConnectionClosed);
+        }
+        Ok(())
+    }
+
+    /// Queue our close frame (once) and wait for the peer's until the close
+    /// timeout. A failure drops the messages the application has not had.
+    fn send_close(&mut self, initiator: Initiator, frame: &CloseFrame, now: Instant) {
+        if !self.close_not_sent() || self.gone {
+            return;
+        }
+        self.encoder
+            .encode_close(Some(frame.code), &frame.reason, &mut self.out);
+        if initiator == Initiator::Failure {
+            self.inbound.clear();
+            self.inbound_bytes = 0;
+        }
+        self.closing = Closing::CloseSent {
+            initiator,
+            deadline: now + self.config.close_timeout,
+        };
+        self.wakes.add(Wakes::ALL);
+    }
+
+    // -- bytes in -----------------------------------------------------------
+
+    /// What the reader should do next.
+    pub fn read_status(&self) -> ReadStatus {
+        match (&self.phase, &self.closing) {
+            (Phase::Rejected, _) => ReadStatus::Stop,
+            (Phase::Handshake { .. }, _) if self.gone || self.guest_done => ReadStatus::Stop,
+            (Phase::Handshake { .. }, _) => ReadStatus::AwaitAnswer,
+            (Phase::Open, _) if self.gone => ReadStatus::Stop,
+            (Phase::Open, Closing::Complete { .. }) => ReadStatus::Stop,
+            (
+                Phase::Open,
+                Closing::FailurePending { .. }
+                | Closing::CloseSent {
+                    initiator: Initiator::Failure,
+                    ..
+                },
+            ) => ReadStatus::Discard,
+            (Phase::Open, _) if self.inbound_bytes >= self.config.inbound_high_water => {
+                ReadStatus::Paused
+            }
+            (Phase::Open, _) => ReadStatus::Read,
+        }
+    }
+
+    /// Note that bytes arrived from the peer (keep-alive counts from here).
+    pub fn heard_from_peer(&mut self, now: Instant) {
+        self.keepalive = Keepalive {
+            last_heard: now,
+            pinged: false,
+        };
+    }
+
+    /// Consume every complete frame at the front of `buf` (what is left is
+    /// an incomplete frame): queue messages for the application, answer
+    /// pings and the peer's close, and fail the connection on a protocol
+    /// error, which is returned for the log. Call it only while
+    /// [`Connection::read_status`] is [`ReadStatus::Read`] or `Paused`.
+    pub fn receive_data(&mut self, buf: &mut BytesMut, now: Instant) -> Option<ProtocolError> {
+        while matches!(self.read_status(), ReadStatus::Read | ReadStatus::Paused) {
+            match self.decoder.as_mut()?.decode(buf) {
+                Ok(None) => return None,
+                Ok(Some(event)) => self.on_event(event),
+                Err(error) => {
+                    self.on_protocol_error(&error, now);
+                    return Some(error);
+                }
+            }
+        }
+        None
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Message(message) => self.queue_inbound(Incoming::Message(message)),
+            Event::Ping(payload) => {
+                // "Upon receipt of a Ping frame, an endpoint MUST send a
+                // Pong frame in response, unless it already received a
+                // Close frame." (RFC 6455 §5.5.2) Nor after sending ours:
+                // nothing may follow a close frame.
+                if self.close_not_sent() {
+                    self.encoder
+                        .encode_control(OpCode::Pong, &payload, &mut self.out);
+                    self.wakes.writer = true;
+                }
+            }
+            Event::Pong(payload) => {
+                if self.receive_pongs {
+                    self.queue_inbound(Incoming::Pong(payload));
+                }
+            }
+            Event::Close(frame) => {
+                let peer = frame.map_or_else(
+                    || CloseFrame::new(CloseCode::NO_STATUS, ""),
+                    |(code, reason)| CloseFrame { code, reason },
+                );
+                // "If an endpoint receives a Close frame and did not
+                // previously send a Close frame, the endpoint MUST send a
+                // Close frame in response." (§5.5.1) We echo the peer's
+                // code, as is customary; none if it sent none.
+                if self.close_not_sent() && !self.gone {
+                    let echo = (peer.code != CloseCode::NO_STATUS).then_some(peer.code);
+                    self.encoder.encode_close(echo, "", &mut self.out);
+                }
+                self.closing = Closing::Complete { peer };
+                self.wakes.add(Wakes::ALL);
+            }
+        }
+    }
+
+    fn queue_inbound(&mut self, incoming: Incoming) {
+        self.inbound_bytes += incoming.len();
+        self.inbound.push_back(incoming);
+        self.wakes.guest = true;
+    }
+
+    fn on_protocol_error(&mut self, error: &ProtocolError, now: Instant) {
+        let frame = CloseFrame {
+            code: error.close_code(),
+            reason: error.close_reason(),
+        };
+        if let Closing::CloseSent { initiator, .. } = &mut self.closing {
+            // Our close is out already (its deadline stands): read no more.
+            *initiator = Initiator::Failure;
+            self.inbound.clear();
+            self.inbound_bytes = 0;
+            self.wakes.add(Wakes::ALL);
+        } else if self.inbound.is_empty() {
+            self.send_close(Initiator::Failure, &frame, now);
+        } else {
+            // Messages that arrived before the bad frame are valid: the
+            // application gets them (and its answers go out) before the
+            // close. One that stops receiving gets the close timeout.
+            self.closing = Closing::FailurePending {
+                frame,
+                deadline: now + self.config.close_timeout,
+            };
+            self.wakes.add(Wakes::ALL);
+        }
+    }
+
+    /// The peer closed TCP, or reading or writing failed: the connection is
+    /// gone.
+    pub fn receive_eof(&mut self) {
+        self.gone = true;
+        self.wakes.add(Wakes::ALL);
+    }
+
+    // -- bytes out ----------------------------------------------------------
+
+    /// Hand everything queued for writing to the writer (swapped into
+    /// `batch`, which must be empty) and say what to do with it.
+    pub fn poll_write(&mut self, batch: &mut Vec<u8>) -> WriteStatus {
+        if self.gone {
+            return WriteStatus::Stop;
+        }
+        if !self.out.is_empty() {
+            std::mem::swap(batch, &mut self.out);
+            return WriteStatus::Write;
+        }
+        let failed = matches!(
+            self.closing,
+            Closing::CloseSent {
+                initiator: Initiator::Failure,
+                ..
+            }
+        );
+        let handshake_over = matches!(self.closing, Closing::Complete { .. }) || failed;
+        let finished = self.phase == Phase::Rejected
+            || handshake_over
+            || (self.guest_done && matches!(self.closing, Closing::CloseSent { .. }));
+        if finished {
+            WriteStatus::Finished {
+                shutdown: handshake_over || self.phase == Phase::Rejected,
+            }
+        } else {
+            WriteStatus::Idle
+        }
+    }
+
+    /// A batch was written: the application may be waiting for the queue
+    /// to drain.
+    pub fn wrote(&mut self) {
+        self.wakes.guest = true;
+    }
+
+    // -- time ---------------------------------------------------------------
+
+    /// The next instant at which [`Connection::on_timeout`] has work, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase != Phase::Open || self.gone {
+            return None;
+        }
+        match &self.closing {
+            Closing::FailurePending { deadline, .. } | Closing::CloseSent { deadline, .. } => {
+                Some(*deadline)
+            }
+            Closing::Complete { .. } => None,
+            Closing::Open => self.keepalive_deadline().map(|(at, _)| at),
+        }
+    }
+
+    /// The next keep-alive deadline: a ping once silent for the interval
+    /// (once per silence), a close once silent for the idle timeout.
+    fn keepalive_deadline(&self) -> Option<(Instant, TimeoutAction)> {
+        let last = self.keepalive.last_heard;
+        let ping = self
+            .config
+            .ping_interval
+            .filter(|_| !self.keepalive.pinged)
+            .map(|interval| (last + interval, TimeoutAction::Pinged));
+        let idle = self
+            .config
+            .idle_timeout
+            .map(|timeout| (last + timeout, TimeoutAction::IdleClose));
+        match (ping, idle) {
+            (Some(p), Some(i)) => Some(if p.0 < i.0 { p } else { i }),
+            (p, i) => p.or(i),
+        }
+    }
+
+    /// Act on every deadline that has passed by `now`.
+    pub fn on_timeout(&mut self, now: Instant) -> TimeoutAction {
+        if self.phase != Phase::Open || self.gone {
+            return TimeoutAction::Nothing;
+        }
+        match &self.closing {
+            Closing::FailurePending { frame, deadline } if *deadline <= now => {
+                let frame = frame.clone();
+                self.send_close(Initiator::Failure, &frame, now);
+                TimeoutAction::FailedLate
+            }
+            Closing::CloseSent { deadline, .. } if *deadline <= now => {
+                self.gone = true;
+                self.wakes.add(Wakes::ALL);
+                TimeoutAction::CloseTimedOut
+            }
+            Closing::Open => match self.keepalive_deadline() {
+                Some((at, TimeoutAction::IdleClose)) if at <= now => {
+                    self.close_from_host(CloseCode::GOING_AWAY, "idle timeout", now);
+                    TimeoutAction::IdleClose
+                }
+                Some((at, TimeoutAction::Pinged)) if at <= now => {
+                    self.encoder
+                        .encode_control(OpCode::Ping, b"", &mut self.out);
+                    self.keepalive.pinged = true;
+                    self.wakes.writer = true;
+                    TimeoutAction::Pinged
+                }
+                _ => TimeoutAction::Nothing,
+            },
+            _ => TimeoutAction::Nothing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The connection's rules, driven with byte vectors and explicit time.
+
+    use super::*;
+    use crate::protocol::frame::{apply_mask, decode_header, encode_header};
+    use crate::protocol::handshake::{HandshakeLimits, parse_request};
+    use std::sync::Arc;
+
+    const KEY: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn config() -> ConnectionConfig {
+        ConnectionConfig {
+            close_timeout: 5 * SECOND,
+            ping_interval: Some(30 * SECOND),
+            idle_timeout: Some(120 * SECOND),
+            inbound_high_water: 1 << 10,
+            ..ConnectionConfig::default()
+        }
+    }
+
+    fn request(extra: &str) -> Request {
+        let raw = format!(
+            "GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+        );
+        parse_request(raw.as_bytes(), &HandshakeLimits::default())
+            .unwrap()
+            .unwrap()
+            .0
+    }
+
+    /// A masked client frame.
+    fn client_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_header(&mut out, fin, false, opcode, payload.len(), Some(KEY));
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], KEY, 0);
+        out
+    }
+
+    fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        client_frame(OpCode::Close, true, &payload)
+    }
+
+    /// The server frames written so far: (opcode, payload).
+    fn written(conn: &mut Connection) -> Vec<(OpCode, Vec<u8>)> {
+        let mut batch = Vec::new();
+        if conn.poll_write(&mut batch) != WriteStatus::Write {
+            return Vec::new();
+        }
+        let mut frames = Vec::new();
+        let mut rest = &batch[..];
+        while !rest.is_empty() {
+            let (header, len) = decode_header(rest).unwrap().unwrap();
+            let end = len + header.payload_len as usize;
+            let opcode = OpCode::from_u8(header.opcode).unwrap();
+            frames.push((opcode, rest[len..end].to_vec()));
+            rest = &rest[end..];
+        }
+        frames
+    }
+
+    /// A connection accepted at `t0`, its 101 already written.
+    fn open(t0: Instant) -> Connection {
+        open_with(config(), t0)
+    }
+
+    fn open_with(config: ConnectionConfig, t0: Instant) -> Connection {
+        let mut conn = Connection::new(Arc::new(config), t0);
+        conn.accept(&request(""), AcceptParams::default(), t0)
+            .unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        assert!(batch.starts_with(b"HTTP/1.1 101 "));
+        conn.take_wakes();
+        conn
+    }
+
+    fn feed(conn: &mut Connection, bytes: &[u8], now: Instant) -> Option<ProtocolError> {
+        let mut buf = BytesMut::from(bytes);
+        conn.heard_from_peer(now);
+        conn.receive_data(&mut buf, now)
+    }
+
+    fn close_payload(code: CloseCode) -> Vec<u8> {
+        code.0.to_be_bytes().to_vec()
+    }
+
+    fn text(s: &str) -> Incoming {
+        Incoming::Message(DataMessage::Text(s.to_owned()))
+    }
+
+    #[test]
+    fn nothing_is_read_before_the_answer() {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        assert_eq!(conn.read_status(), ReadStatus::AwaitAnswer);
+        assert_eq!(conn.poll_timeout(), None);
+        assert_eq!(
+            conn.receive(t0),
+            Err(ConnectionError::ConnectionClosed),
+            "no messages before the accept"
+        );
+    }
+
+    #[test]
+    fn accept_checks_the_subprotocol_and_answers_once() {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        let request = request("Sec-WebSocket-Protocol: chat.v1, chat.v2\r\n");
+        let wrong = AcceptParams {
+            subprotocol: Some("chat.v3".into()),
+            ..AcceptParams::default()
+        };
+        assert_eq!(
+            conn.accept(&request, wrong, t0),
+            Err(AnswerError::SubprotocolNotOffered("chat.v3".into()))
+        );
+        let right = AcceptParams {
+            subprotocol: Some("chat.v2".into()),
+            ..AcceptParams::default()
+        };
+        conn.accept(&request, right.clone(), t0).unwrap();
+        assert_eq!(conn.subprotocol(), Some("chat.v2"));
+        assert_eq!(
+            conn.accept(&request, right, t0),
+            Err(AnswerError::AlreadyAnswered)
+        );
+        let reject = RejectParams {
+            status: 400,
+            reason: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert_eq!(conn.reject(&reject), Err(AnswerError::AlreadyAnswered));
+        assert!(
+            conn.take_wakes().reader,
+            "the reader starts after the accept"
+        );
+        assert_eq!(conn.read_status(), ReadStatus::Read);
+    }
+
+    #[test]
+    fn compression_is_negotiated_only_when_allowed() {
+        let t0 = Instant::now();
+        let request = request("Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        for (compression, expected) in [(true, Some("permessage-deflate")), (false, None)] {
+            let mut conn = Connection::new(Arc::new(config()), t0);
+            let params = AcceptParams {
+                compression,
+                ..AcceptParams::default()
+            };
+            conn.accept(&request, params, t0).unwrap();
+            assert_eq!(conn.extensions(), expected);
+        }
+    }
+
+    #[test]
+    fn a_rejection_writes_the_response_and_ends_everything() {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        let reject = RejectParams {
+            status: 401,
+            reason: String::new(),
+            headers: vec![("WWW-Authenticate".into(), b"Bearer".to_vec())],
+            body: b"no".to_vec(),
+        };
+        conn.reject(&reject).unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        assert!(batch.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+        batch.clear();
+        assert_eq!(
+            conn.poll_write(&mut batch),
+            WriteStatus::Finished { shutdown: true }
+        );
+        assert_eq!(conn.read_status(), ReadStatus::Stop);
+    }
+
+    #[test]
+    fn a_guest_that_never_answers_gets_500() {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        conn.guest_finished(GuestEnd::Failed, t0);
+        let mut batch = Vec::new();
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        assert!(batch.starts_with(b"HTTP/1.1 500 "));
+        assert!(batch.ends_with(b"the application failed\n"));
+    }
+
+    #[test]
+    fn messages_are_queued_in_order_and_pings_answered() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let mut bytes = client_frame(OpCode::Text, true, b"one");
+        bytes.extend(client_frame(OpCode::Ping, true, b"p"));
+        bytes.extend(client_frame(OpCode::Binary, true, b"two"));
+        assert_eq!(feed(&mut conn, &bytes, t0), None);
+        let wakes = conn.take_wakes();
+        assert!(wakes.guest && wakes.writer);
+        // "A Pong frame sent in response to a Ping frame must have identical
+        // Application data" (§5.5.3).
+        assert_eq!(written(&mut conn), vec![(OpCode::Pong, b"p".to_vec())]);
+        assert_eq!(conn.receive(t0), Ok(Some(text("one"))));
+        assert_eq!(
+            conn.receive(t0),
+            Ok(Some(Incoming::Message(DataMessage::Binary(
+                b"two".to_vec()
+            ))))
+        );
+        assert_eq!(conn.receive(t0), Ok(None), "nothing more: wait");
+    }
+
+    #[test]
+    fn pongs_reach_the_guest_only_when_asked_for() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        feed(&mut conn, &client_frame(OpCode::Pong, true, b"x"), t0);
+        assert_eq!(conn.receive(t0), Ok(None));
+
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        let params = AcceptParams {
+            receive_pongs: true,
+            ..AcceptParams::default()
+        };
+        conn.accept(&request(""), params, t0).unwrap();
+        feed(&mut conn, &client_frame(OpCode::Pong, true, b"x"), t0);
+        assert_eq!(conn.receive(t0), Ok(Some(Incoming::Pong(b"x".to_vec()))));
+    }
+
+    #[test]
+    fn the_peer_close_is_echoed_and_reported_once() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let mut bytes = client_frame(OpCode::Text, true, b"last");
+        bytes.extend(close_frame(4000, "bye"));
+        bytes.extend(client_frame(OpCode::Text, true, b"after close"));
+        feed(&mut conn, &bytes, t0);
+        // "If an endpoint receives a Close frame and did not previously send
+        // a Close frame, the endpoint MUST send a Close frame in response."
+        assert_eq!(
+            written(&mut conn),
+            vec![(OpCode::Close, close_payload(CloseCode(4000)))]
+        );
+        assert_eq!(conn.read_status(), ReadStatus::Stop);
+        assert_eq!(conn.receive(t0), Ok(Some(text("last"))));
+        assert_eq!(
+            conn.receive(t0),
+            Err(ConnectionError::CloseRequest {
+                code: CloseCode(4000),
+                reason: "bye".into()
+            })
+        );
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+        assert_eq!(
+            conn.send(&[Outgoing::Text("late")]),
+            Err(ConnectionError::ConnectionClosed)
+        );
+        // Both close frames crossed: the server closes TCP first (§7.1.1).
+        let mut batch = Vec::new();
+        assert_eq!(
+            conn.poll_write(&mut batch),
+            WriteStatus::Finished { shutdown: true }
+        );
+    }
+
+    #[test]
+    fn a_close_without_code_is_answered_without_code() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        feed(&mut conn, &client_frame(OpCode::Close, true, b""), t0);
+        assert_eq!(written(&mut conn), vec![(OpCode::Close, Vec::new())]);
+        assert_eq!(
+            conn.receive(t0),
+            Err(ConnectionError::CloseRequest {
+                code: CloseCode::NO_STATUS,
+                reason: String::new()
+            })
+        );
+    }
+
+    #[test]
+    fn a_guest_close_waits_for_the_peers_close() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        conn.close(4001, "done", t0).unwrap();
+        let mut payload = close_payload(CloseCode(4001));
+        payload.extend_from_slice(b"done");
+        assert_eq!(written(&mut conn), vec![(OpCode::Close, payload)]);
+        assert_eq!(
+            conn.send(&[Outgoing::Text("x")]),
+            Err(ConnectionError::ConnectionClosed),
+            "nothing may follow a close frame"
+        );
+        assert_eq!(conn.poll_timeout(), Some(t0 + 5 * SECOND));
+        // Messages the peer sent before its close still arrive, and a ping
+        // is not answered after our close.
+        let mut bytes = client_frame(OpCode::Text, true, b"in flight");
+        bytes.extend(client_frame(OpCode::Ping, true, b""));
+        bytes.extend(close_frame(1000, ""));
+        feed(&mut conn, &bytes, t0 + SECOND);
+        assert_eq!(written(&mut conn), Vec::new());
+        assert_eq!(conn.receive(t0), Ok(Some(text("in flight"))));
+        assert_eq!(
+            conn.receive(t0),
+            Err(ConnectionError::CloseRequest {
+                code: CloseCode::NORMAL,
+                reason: String::new()
+            })
+        );
+        assert_eq!(conn.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_peer_that_never_answers_our_close_is_dropped_at_the_timeout() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        conn.close(1000, "", t0).unwrap();
+        written(&mut conn);
+        assert_eq!(conn.on_timeout(t0 + 4 * SECOND), TimeoutAction::Nothing);
+        assert!(!conn.is_gone());
+        assert_eq!(
+            conn.on_timeout(t0 + 5 * SECOND),
+            TimeoutAction::CloseTimedOut
+        );
+        assert!(conn.is_gone());
+        assert_eq!(conn.read_status(), ReadStatus::Stop);
+        assert_eq!(conn.poll_write(&mut Vec::new()), WriteStatus::Stop);
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+    }
+
+    #[test]
+    fn close_arguments_are_checked() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        for code in [1005, 1006, 1015, 999, 5000] {
+            assert!(
+                matches!(
+                    conn.close(code, "", t0),
+                    Err(ConnectionError::InvalidArgument(_))
+                ),
+                "{code}"
+            );
+        }
+        let long = "x".repeat(MAX_REASON_LEN + 1);
+        assert!(matches!(
+            conn.close(1000, &long, t0),
+            Err(ConnectionError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            conn.ping(&[0; 126]),
+            Err(ConnectionError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            conn.send(&[Outgoing::Text("fine"), Outgoing::Pong(&[0; 126])]),
+            Err(ConnectionError::InvalidArgument(_))
+        ));
+        assert_eq!(
+            written(&mut conn),
+            Vec::new(),
+            "nothing of a bad batch is sent"
+        );
+    }
+
+    #[test]
+    fn an_oversized_send_is_refused() {
+        let t0 = Instant::now();
+        let mut config = config();
+        config.max_message_size = 4;
+        let mut conn = open_with(config, t0);
+        assert!(matches!(
+            conn.send(&[Outgoing::Binary(b"12345")]),
+            Err(ConnectionError::InvalidArgument(_))
+        ));
+        conn.send(&[Outgoing::Binary(b"1234")]).unwrap();
+        assert_eq!(written(&mut conn), vec![(OpCode::Binary, b"1234".to_vec())]);
+    }
+
+    #[test]
+    fn a_protocol_error_fails_the_connection_at_once_when_nothing_is_queued() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        // An unmasked frame: "The server MUST close the connection upon
+        // receiving a frame that is not masked." (§5.1)
+        let mut unmasked = Vec::new();
+        encode_header(&mut unmasked, true, false, OpCode::Text, 2, None);
+        unmasked.extend_from_slice(b"hi");
+        assert_eq!(
+            feed(&mut conn, &unmasked, t0),
+            Some(ProtocolError::UnmaskedFrame)
+        );
+        let frames = written(&mut conn);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].0, OpCode::Close);
+        assert_eq!(
+            frames[0].1[..2],
+            close_payload(CloseCode::PROTOCOL_ERROR)[..]
+        );
+        assert_eq!(conn.read_status(), ReadStatus::Discard);
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+        assert_eq!(
+            conn.poll_write(&mut Vec::new()),
+            WriteStatus::Finished { shutdown: true }
+        );
+    }
+
+    #[test]
+    fn a_protocol_error_waits_behind_messages_the_guest_has_not_had() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let mut bytes = client_frame(OpCode::Text, true, b"valid");
+        bytes.extend(client_frame(OpCode::Text, true, &[0xff]));
+        assert_eq!(
+            feed(&mut conn, &bytes, t0),
+            Some(ProtocolError::InvalidUtf8)
+        );
+        assert_eq!(written(&mut conn), Vec::new(), "no close yet");
+        assert_eq!(conn.read_status(), ReadStatus::Discard);
+        assert_eq!(conn.receive(t0), Ok(Some(text("valid"))));
+        // The guest answers; the answer goes out before the close.
+        conn.send(&[Outgoing::Text("valid")]).unwrap();
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+        let frames = written(&mut conn);
+        assert_eq!(frames[0], (OpCode::Text, b"valid".to_vec()));
+        assert_eq!(frames[1].0, OpCode::Close);
+        assert_eq!(
+            frames[1].1[..2],
+            close_payload(CloseCode::INVALID_PAYLOAD)[..]
+        );
+    }
+
+    #[test]
+    fn a_guest_that_stops_receiving_is_failed_at_the_close_timeout() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let mut bytes = client_frame(OpCode::Text, true, b"valid");
+        bytes.extend(client_frame(OpCode::Continuation, true, b"x"));
+        feed(&mut conn, &bytes, t0);
+        assert_eq!(conn.poll_timeout(), Some(t0 + 5 * SECOND));
+        assert_eq!(conn.on_timeout(t0 + 5 * SECOND), TimeoutAction::FailedLate);
+        let frames = written(&mut conn);
+        assert_eq!(frames[0].0, OpCode::Close);
+        assert_eq!(
+            frames[0].1[..2],
+            close_payload(CloseCode::PROTOCOL_ERROR)[..]
+        );
+        // Then the peer gets the close timeout to answer.
+        assert_eq!(conn.poll_timeout(), Some(t0 + 10 * SECOND));
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+    }
+
+    #[test]
+    fn a_guest_returning_in_front_of_a_protocol_error_sends_that_error() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let mut bytes = client_frame(OpCode::Text, true, b"valid");
+        bytes.extend(client_frame(OpCode::Text, true, &[0xc0]));
+        feed(&mut conn, &bytes, t0);
+        conn.guest_finished(GuestEnd::Returned, t0);
+        let frames = written(&mut conn);
+        assert_eq!(
+            frames[0].1[..2],
+            close_payload(CloseCode::INVALID_PAYLOAD)[..]
+        );
+    }
+
+    #[test]
+    fn a_guest_that_returns_closes_normally_and_one_that_fails_with_1011() {
+        for (end, code) in [
+            (GuestEnd::Returned, CloseCode::NORMAL),
+            (GuestEnd::Failed, CloseCode::INTERNAL_ERROR),
+        ] {
+            let t0 = Instant::now();
+            let mut conn = open(t0);
+            conn.guest_finished(end, t0);
+            let frames = written(&mut conn);
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0].1[..2], close_payload(code)[..]);
+            // The guest is gone: the writer is done, the reader waits for
+            // the peer's close (or the timeout).
+            assert_eq!(
+                conn.poll_write(&mut Vec::new()),
+                WriteStatus::Finished { shutdown: false }
+            );
+            assert_eq!(conn.read_status(), ReadStatus::Read);
+        }
+    }
+
+    #[test]
+    fn a_host_close_reaches_the_peer_and_the_guest() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        feed(&mut conn, &client_frame(OpCode::Text, true, b"queued"), t0);
+        conn.close_from_host(CloseCode::GOING_AWAY, "server shutting down", t0);
+        let frames = written(&mut conn);
+        assert_eq!(frames[0].1[..2], close_payload(CloseCode::GOING_AWAY)[..]);
+        assert_eq!(conn.receive(t0), Ok(Some(text("queued"))));
+        assert_eq!(
+            conn.receive(t0),
+            Err(ConnectionError::CloseRequest {
+                code: CloseCode::GOING_AWAY,
+                reason: "server shutting down".into()
+            })
+        );
+        // The peer's answer completes the handshake; reported only once.
+        feed(&mut conn, &close_frame(1001, ""), t0);
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+        assert_eq!(
+            conn.poll_write(&mut Vec::new()),
+            WriteStatus::Finished { shutdown: true }
+        );
+    }
+
+    #[test]
+    fn a_host_close_before_the_accept_is_sent_right_after_it() {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        conn.close_from_host(CloseCode::GOING_AWAY, "bye", t0);
+        conn.accept(&request(""), AcceptParams::default(), t0)
+            .unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        let head_end = batch.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let (header, len) = decode_header(&batch[head_end..]).unwrap().unwrap();
+        assert_eq!(header.opcode, OpCode::Close.as_u8());
+        assert_eq!(
+            batch[head_end + len..head_end + len + 2],
+            close_payload(CloseCode::GOING_AWAY)[..]
+        );
+    }
+
+    #[test]
+    fn keepalive_pings_once_per_silence_then_closes_when_idle() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        assert_eq!(conn.poll_timeout(), Some(t0 + 30 * SECOND));
+        assert_eq!(conn.on_timeout(t0 + 29 * SECOND), TimeoutAction::Nothing);
+        assert_eq!(conn.on_timeout(t0 + 30 * SECOND), TimeoutAction::Pinged);
+        assert_eq!(written(&mut conn), vec![(OpCode::Ping, Vec::new())]);
+        // Pinged once: the next deadline is the idle timeout.
+        assert_eq!(conn.poll_timeout(), Some(t0 + 120 * SECOND));
+        // Anything from the peer resets both.
+        conn.heard_from_peer(t0 + 60 * SECOND);
+        assert_eq!(conn.poll_timeout(), Some(t0 + 90 * SECOND));
+        conn.on_timeout(t0 + 90 * SECOND);
+        written(&mut conn);
+        assert_eq!(conn.on_timeout(t0 + 180 * SECOND), TimeoutAction::IdleClose);
+        let frames = written(&mut conn);
+        assert_eq!(frames[0].1[..2], close_payload(CloseCode::GOING_AWAY)[..]);
+        assert_eq!(
+            conn.receive(t0),
+            Err(ConnectionError::CloseRequest {
+                code: CloseCode::GOING_AWAY,
+                reason: "idle timeout".into()
+            })
+        );
+    }
+
+    #[test]
+    fn keepalive_can_be_off() {
+        let t0 = Instant::now();
+        let mut config = config();
+        config.ping_interval = None;
+        config.idle_timeout = None;
+        let conn = open_with(config, t0);
+        assert_eq!(conn.poll_timeout(), None);
+    }
+
+    #[test]
+    fn reading_pauses_while_the_guest_is_behind() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let big = vec![b'a'; 600];
+        let mut bytes = client_frame(OpCode::Binary, true, &big);
+        bytes.extend(client_frame(OpCode::Binary, true, &big));
+        feed(&mut conn, &bytes, t0);
+        assert_eq!(conn.read_status(), ReadStatus::Paused);
+        conn.take_wakes();
+        conn.receive(t0).unwrap();
+        assert!(conn.take_wakes().reader, "below the mark again: read on");
+        assert_eq!(conn.read_status(), ReadStatus::Read);
+    }
+
+    #[test]
+    fn a_partial_frame_stays_in_the_buffer() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        let frame = client_frame(OpCode::Text, true, b"split me");
+        let mut buf = BytesMut::from(&frame[..5]);
+        assert_eq!(conn.receive_data(&mut buf, t0), None);
+        assert_eq!(conn.receive(t0), Ok(None));
+        buf.extend_from_slice(&frame[5..]);
+        conn.receive_data(&mut buf, t0);
+        assert_eq!(conn.receive(t0), Ok(Some(text("split me"))));
+    }
+
+    #[test]
+    fn end_of_stream_ends_everything() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        conn.receive_eof();
+        assert!(conn.take_wakes().guest);
+        assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
+        assert_eq!(conn.read_status(), ReadStatus::Stop);
+        assert_eq!(conn.poll_write(&mut Vec::new()), WriteStatus::Stop);
+        assert_eq!(
+            conn.send(&[Outgoing::Text("x")]),
+            Err(ConnectionError::ConnectionClosed)
+        );
+    }
+
+    #[test]
+    fn a_client_gone_before_the_answer_cannot_be_accepted() {
+        let t0 = Instant::now();
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        conn.receive_eof();
+        assert_eq!(
+            conn.accept(&request(""), AcceptParams::default(), t0),
+            Err(AnswerError::ConnectionClosed)
+        );
+        assert_eq!(conn.read_status(), ReadStatus::Stop);
+    }
+}

@@ -1,0 +1,295 @@
+//! Drives one connection's socket: moves bytes between the socket and the
+//! protocol state machine, and time into it. It decides nothing itself.
+//!
+//! The reader and the writer are futures polled by the connection's task,
+//! together with its guest, so a message never crosses threads on its way
+//! from the socket to the guest and back. That shape gives batching for
+//! free: the reader decodes everything one `read` returned, the guest drains
+//! it and queues its answers, and the writer sends everything queued in one
+//! `write` when the guest blocks again.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::{Instant, sleep_until};
+
+use crate::protocol::connection::{ReadStatus, TimeoutAction, WriteStatus};
+use crate::session::ConnectionHandle;
+
+/// Size of each socket read; the buffer grows only while a frame needs it.
+const READ_CHUNK: usize = 64 << 10;
+
+/// Drive `conn`'s socket until the connection is over: the closing
+/// handshake done, the peer gone, or the close timeout passed. `leftover`
+/// holds bytes read behind the opening handshake (the client's first
+/// frames).
+pub async fn run_io<S>(conn: &ConnectionHandle, stream: S, leftover: BytesMut)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (read_half, write_half) = tokio::io::split(stream);
+    tokio::join!(
+        read_loop(conn, read_half, leftover),
+        write_loop(conn, write_half)
+    );
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    conn: &ConnectionHandle,
+    mut socket: R,
+    mut buf: BytesMut,
+) {
+    loop {
+        let notified = conn.reader_notified();
+        let now = Instant::now().into_std();
+        let (status, deadline) = conn.with_state(|state| {
+            if let Some(error) = state.receive_data(&mut buf, now) {
+                let code = error.close_code();
+                tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
+            }
+            (state.read_status(), state.poll_timeout())
+        });
+        match status {
+            ReadStatus::Stop => return,
+            ReadStatus::AwaitAnswer => {
+                notified.await;
+                continue;
+            }
+            ReadStatus::Discard => buf.clear(),
+            ReadStatus::Read | ReadStatus::Paused => {}
+        }
+        let reading = status != ReadStatus::Paused;
+        if reading && buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let wake_at = deadline.map(Instant::from_std);
+        tokio::select! {
+            read = socket.read_buf(&mut buf), if reading => match read {
+                Ok(0) => {
+                    tracing::debug!(conn = conn.id(), "peer closed TCP");
+                    conn.with_state(|state| state.receive_eof());
+                    return;
+                }
+                Ok(_) => {
+                    let now = Instant::now().into_std();
+                    conn.with_state(|state| state.heard_from_peer(now));
+                }
+                Err(error) => {
+                    tracing::debug!(conn = conn.id(), %error, "read failed");
+                    conn.with_state(|state| state.receive_eof());
+                    return;
+                }
+            },
+            () = notified => {}
+            () = sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
+                let now = Instant::now().into_std();
+                match conn.with_state(|state| state.on_timeout(now)) {
+                    TimeoutAction::IdleClose => tracing::info!(conn = conn.id(), "idle timeout"),
+                    TimeoutAction::FailedLate => tracing::debug!(
+                        conn = conn.id(),
+                        "guest did not receive in time; failing now"
+                    ),
+                    TimeoutAction::CloseTimedOut => tracing::debug!(
+                        conn = conn.id(),
+                        "peer did not answer our close in time"
+                    ),
+                    TimeoutAction::Pinged | TimeoutAction::Nothing => {}
+                }
+            }
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(conn: &ConnectionHandle, mut socket: W) {
+    let mut batch = Vec::new();
+    loop {
+        let notified = conn.writer_notified();
+        match conn.with_state(|state| state.poll_write(&mut batch)) {
+            WriteStatus::Stop => return,
+            WriteStatus::Finished { shutdown } => {
+                if shutdown {
+                    let _ = socket.shutdown().await;
+                }
+                return;
+            }
+            WriteStatus::Idle => {
+                notified.await;
+                continue;
+            }
+            WriteStatus::Write => {}
+        }
+        if let Err(error) = socket.write_all(&batch).await {
+            tracing::debug!(conn = conn.id(), %error, "write failed");
+            conn.with_state(|state| state.receive_eof());
+            return;
+        }
+        batch.clear();
+        // Give back a huge buffer rather than keep it for the connection's
+        // whole life.
+        if batch.capacity() > 4 * READ_CHUNK {
+            batch = Vec::new();
+        }
+        conn.with_state(|state| state.wrote());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The IO glue in-process: the driver over an in-memory pipe, a scripted
+    //! guest and client, and paused time, so no test waits on the real
+    //! clock.
+
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::protocol::connection::{AcceptParams, ConnectionConfig, Outgoing};
+    use crate::protocol::frame::{OpCode, apply_mask, decode_header, encode_header};
+    use crate::protocol::handshake::{HandshakeLimits, parse_request};
+    use crate::session::GuestOutcome;
+
+    const MASK: [u8; 4] = [1, 2, 3, 4];
+
+    fn handle(config: ConnectionConfig) -> ConnectionHandle {
+        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let (request, _) = parse_request(raw, &HandshakeLimits::default())
+            .unwrap()
+            .unwrap();
+        let remote = "127.0.0.1:1".parse().unwrap();
+        ConnectionHandle::new(1, remote, request, Arc::new(config), 1 << 20)
+    }
+
+    fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_header(&mut out, true, false, opcode, payload.len(), Some(MASK));
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], MASK, 0);
+        out
+    }
+
+    /// Read the 101 response's head.
+    async fn read_head(client: &mut DuplexStream) -> String {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(client.read_u8().await.unwrap());
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    /// Read one server frame: (opcode, payload).
+    async fn read_frame(client: &mut DuplexStream) -> (OpCode, Vec<u8>) {
+        let mut buf = vec![
+            client.read_u8().await.unwrap(),
+            client.read_u8().await.unwrap(),
+        ];
+        loop {
+            if let Some((header, len)) = decode_header(&buf).unwrap() {
+                let mut payload = vec![0; header.payload_len as usize];
+                client.read_exact(&mut payload).await.unwrap();
+                assert_eq!(len, buf.len());
+                return (OpCode::from_u8(header.opcode).unwrap(), payload);
+            }
+            buf.push(client.read_u8().await.unwrap());
+        }
+    }
+
+    /// An echo guest: accept, echo every message, return at the close.
+    async fn echo_guest(conn: ConnectionHandle) {
+        conn.accept(AcceptParams::default()).unwrap();
+        while let Ok(incoming) = conn.receive().await {
+            if let crate::protocol::connection::Incoming::Message(
+                crate::protocol::DataMessage::Text(text),
+            ) = incoming
+            {
+                conn.send(Outgoing::Text(&text)).await.unwrap();
+            }
+        }
+        conn.guest_finished(&GuestOutcome::Returned);
+    }
+
+    /// The connection's task: the echo guest and the driver, together.
+    async fn serve_echo(conn: &ConnectionHandle, server: DuplexStream) {
+        tokio::join!(
+            echo_guest(conn.clone()),
+            run_io(conn, server, BytesMut::new())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn echo_and_closing_handshake_over_a_pipe() {
+        let conn = handle(ConnectionConfig::default());
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let server_side = serve_echo(&conn, server);
+        let client_side = async {
+            assert!(read_head(&mut client).await.starts_with("HTTP/1.1 101 "));
+            client
+                .write_all(&client_frame(OpCode::Text, b"hello"))
+                .await
+                .unwrap();
+            assert_eq!(
+                read_frame(&mut client).await,
+                (OpCode::Text, b"hello".to_vec())
+            );
+            client
+                .write_all(&client_frame(OpCode::Close, &1000u16.to_be_bytes()))
+                .await
+                .unwrap();
+            assert_eq!(
+                read_frame(&mut client).await,
+                (OpCode::Close, 1000u16.to_be_bytes().to_vec())
+            );
+            // The server closes TCP after the closing handshake.
+            let mut rest = Vec::new();
+            client.read_to_end(&mut rest).await.unwrap();
+            assert!(rest.is_empty());
+        };
+        tokio::join!(server_side, client_side);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_pinged_then_closed_then_dropped() {
+        let conn = handle(ConnectionConfig {
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            close_timeout: Duration::from_secs(5),
+            ..ConnectionConfig::default()
+        });
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let start = Instant::now();
+        let server_side = async {
+            serve_echo(&conn, server).await;
+            Instant::now()
+        };
+        let client_side = async {
+            read_head(&mut client).await;
+            assert_eq!(read_frame(&mut client).await, (OpCode::Ping, Vec::new()));
+            assert_eq!(start.elapsed(), Duration::from_secs(30));
+            let (opcode, payload) = read_frame(&mut client).await;
+            assert_eq!(opcode, OpCode::Close);
+            assert_eq!(payload[..2], 1001u16.to_be_bytes());
+            assert_eq!(start.elapsed(), Duration::from_secs(60));
+            // We never answer: the server gives up after the close timeout.
+            client
+        };
+        let (ended, _client) = tokio::join!(server_side, client_side);
+        assert_eq!(ended - start, Duration::from_secs(65));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_gone_mid_message_ends_the_guest() {
+        let conn = handle(ConnectionConfig::default());
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let server_side = serve_echo(&conn, server);
+        let client_side = async {
+            read_head(&mut client).await;
+            let frame = client_frame(OpCode::Text, b"never finished");
+            client.write_all(&frame[..6]).await.unwrap();
+            drop(client);
+        };
+        tokio::join!(server_side, client_side);
+        assert!(conn.with_state(|state| state.is_gone()));
+    }
+}

@@ -1,0 +1,222 @@
+//! What the runtime and the server share: the guest-facing handle of one
+//! connection, and how a guest's run ended.
+//!
+//! A [`ConnectionHandle`] is the protocol core's
+//! [`Connection`](crate::protocol::Connection) behind a mutex, plus one
+//! [`Notify`] per party that waits on it: the guest (through the runtime),
+//! the reader and the writer (through the server's IO driver). Every method
+//! locks, calls the state machine, unlocks, and wakes whoever the state
+//! machine says has news. The mutex is never held across an `.await`.
+
+pub mod outcome;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+use tokio::time::Instant;
+
+use crate::protocol::CloseCode;
+use crate::protocol::connection::{
+    AcceptParams, AnswerError, Connection, ConnectionConfig, ConnectionError, GuestEnd, Incoming,
+    Outgoing, RejectParams, Wakes,
+};
+use crate::protocol::handshake::Request;
+pub use outcome::{GuestFailure, GuestOutcome};
+
+/// State shared by the reader, the writer and the guest of one connection.
+struct Shared {
+    id: u64,
+    remote: SocketAddr,
+    request: Request,
+    /// Once this many bytes wait to be written, the guest's sends wait.
+    write_high_water: usize,
+    state: Mutex<Connection>,
+    guest_wake: Notify,
+    writer_wake: Notify,
+    reader_wake: Notify,
+}
+
+/// One connection as the guest runtime and the IO driver see it: every WIT
+/// call on `pending-connection` and `connection` maps to one method here.
+#[derive(Clone)]
+pub struct ConnectionHandle {
+    shared: Arc<Shared>,
+}
+
+impl ConnectionHandle {
+    /// A handle for a client whose opening handshake `request` was valid.
+    pub fn new(
+        id: u64,
+        remote: SocketAddr,
+        request: Request,
+        config: Arc<ConnectionConfig>,
+        write_high_water: usize,
+    ) -> Self {
+        let state = Connection::new(config, Instant::now().into_std());
+        Self {
+            shared: Arc::new(Shared {
+                id,
+                remote,
+                request,
+                write_high_water,
+                state: Mutex::new(state),
+                guest_wake: Notify::new(),
+                writer_wake: Notify::new(),
+                reader_wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The connection's id, as it appears in logs.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The peer's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.shared.remote
+    }
+
+    /// The client's opening handshake.
+    pub fn request(&self) -> &Request {
+        &self.shared.request
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding this lock is a bug in the state machine;
+        // its state is still good enough to close the connection.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `f` on the state machine, then wake whoever it says has news.
+    pub fn with_state<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        let (result, wakes) = {
+            let mut state = self.lock();
+            let result = f(&mut state);
+            (result, state.take_wakes())
+        };
+        self.wake(wakes);
+        result
+    }
+
+    fn wake(&self, wakes: Wakes) {
+        if wakes.guest {
+            self.shared.guest_wake.notify_one();
+        }
+        if wakes.writer {
+            self.shared.writer_wake.notify_one();
+        }
+        if wakes.reader {
+            self.shared.reader_wake.notify_one();
+        }
+    }
+
+    /// Resolves when the reader has news. Create it before looking at the
+    /// state, so a wake-up between the look and the wait is not lost.
+    pub fn reader_notified(&self) -> Notified<'_> {
+        self.shared.reader_wake.notified()
+    }
+
+    /// Resolves when the writer has news (see [`Self::reader_notified`]).
+    pub fn writer_notified(&self) -> Notified<'_> {
+        self.shared.writer_wake.notified()
+    }
+
+    /// Answer the handshake with `101 Switching Protocols`.
+    pub fn accept(&self, params: AcceptParams) -> Result<(), AnswerError> {
+        let now = Instant::now().into_std();
+        self.with_state(|state| state.accept(&self.shared.request, params, now))
+    }
+
+    /// Answer the handshake with an HTTP error response.
+    pub fn reject(&self, params: &RejectParams) -> Result<(), AnswerError> {
+        self.with_state(|state| state.reject(params))
+    }
+
+    /// The subprotocol agreed at accept time.
+    pub fn subprotocol(&self) -> Option<String> {
+        self.lock().subprotocol().map(str::to_owned)
+    }
+
+    /// The `Sec-WebSocket-Extensions` value answered at accept time.
+    pub fn extensions(&self) -> Option<String> {
+        self.lock().extensions().map(str::to_owned)
+    }
+
+    /// Wait for the next message (or pong, if asked for).
+    pub async fn receive(&self) -> Result<Incoming, ConnectionError> {
+        loop {
+            let notified = self.shared.guest_wake.notified();
+            let now = Instant::now().into_std();
+            if let Some(incoming) = self.with_state(|state| state.receive(now))? {
+                return Ok(incoming);
+            }
+            notified.await;
+        }
+    }
+
+    /// Queue messages as one batch, then wait while the write buffer is over
+    /// its high-water mark.
+    pub async fn send_all(&self, messages: &[Outgoing<'_>]) -> Result<(), ConnectionError> {
+        self.with_state(|state| state.send(messages))?;
+        self.wait_for_drain().await
+    }
+
+    /// Send one message.
+    pub async fn send(&self, message: Outgoing<'_>) -> Result<(), ConnectionError> {
+        self.send_all(&[message]).await
+    }
+
+    /// Send a ping; its pong is not awaited.
+    pub async fn ping(&self, payload: &[u8]) -> Result<(), ConnectionError> {
+        self.with_state(|state| state.ping(payload))?;
+        self.wait_for_drain().await
+    }
+
+    /// Start the closing handshake with `code` and `reason`.
+    pub async fn close(&self, code: u16, reason: &str) -> Result<(), ConnectionError> {
+        let now = Instant::now().into_std();
+        self.with_state(|state| state.close(code, reason, now))?;
+        self.wait_for_drain().await
+    }
+
+    /// Close the connection on the host's initiative (shutdown, drain): the
+    /// peer gets a close frame with `code`, the guest sees a close request.
+    pub fn close_from_host(&self, code: CloseCode, reason: &str) {
+        let now = Instant::now().into_std();
+        self.with_state(|state| state.close_from_host(code, reason, now));
+    }
+
+    /// Record how the guest ended: finish the handshake or the closing
+    /// handshake on its behalf.
+    pub fn guest_finished(&self, outcome: &GuestOutcome) {
+        let end = match outcome {
+            GuestOutcome::Returned => GuestEnd::Returned,
+            GuestOutcome::Failed(_) => GuestEnd::Failed,
+        };
+        let now = Instant::now().into_std();
+        self.with_state(|state| state.guest_finished(end, now));
+    }
+
+    async fn wait_for_drain(&self) -> Result<(), ConnectionError> {
+        let high_water = self.shared.write_high_water;
+        loop {
+            let notified = self.shared.guest_wake.notified();
+            {
+                let state = self.lock();
+                if state.is_gone() {
+                    return Err(ConnectionError::ConnectionClosed);
+                }
+                if state.pending_write_bytes() < high_water {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+}
