@@ -28,12 +28,26 @@
 //! - **What the response announces.** `server_no_context_takeover` and
 //!   `client_no_context_takeover` whenever they apply (requested by the client
 //!   or required by the configuration: RFC 7692 §7.1.1 lets the server add
-//!   both unasked); `server_max_window_bits=N` and `client_max_window_bits=N`
-//!   whenever `N < 15`. An offer of `server_max_window_bits=15` is therefore
-//!   accepted without echoing the parameter, which means the same thing
-//!   ("the server uses at most 15 bits"). A configured
-//!   `server_max_window_bits < 15` is announced even to clients that did not
-//!   offer it (allowed by §7.1.2.1, but a few client libraries refuse it).
+//!   both unasked). `server_max_window_bits=N` whenever the client offered
+//!   the parameter, even when N is 15: "A server accepts an extension
+//!   negotiation offer with this parameter by including the
+//!   "server_max_window_bits" extension parameter in the extension
+//!   negotiation response" (§7.1.2.1), and clients that check it (Python's
+//!   `websockets`) refuse an answer without it. Also whenever N < 15, so a
+//!   configured `server_max_window_bits < 15` is announced even to clients
+//!   that did not offer it (allowed by §7.1.2.1, but a few client libraries
+//!   refuse it). `client_max_window_bits=N` only to a client that offered
+//!   the parameter (§7.1.2.2: without it in the offer the response "MUST
+//!   NOT include" it): always when the offer carried a value (N is at most
+//!   that value; an explicit 15 is an answer too), and when N < 15 for an
+//!   offer without a value. The values are always written (a response's
+//!   window parameters have a value) and never with a leading zero.
+//! - **Window values.** Offered window bits must be decimal 8..=15 "without
+//!   leading zeroes" (§7.1.2.1, §7.1.2.2), as a token or a quoted-string
+//!   (RFC 6455 §9.1); `09` or `015` is an invalid value, and "A server MUST
+//!   decline an extension negotiation offer for this extension if ... The
+//!   negotiation offer contains an extension parameter with an invalid
+//!   value" (RFC 7692 §7).
 //! - **Final blocks.** A sender may end a message with a `BFINAL` block
 //!   (RFC 7692 §7.2.3.4). The inflater then starts a new DEFLATE stream
 //!   (for the rest of the message, or for the next one) whose dictionary is
@@ -458,6 +472,19 @@ pub struct Negotiated {
     /// The largest window the client may compress with, 8..=15 (15 when the
     /// client did not offer `client_max_window_bits`).
     pub client_max_window_bits: u8,
+    /// The response carries `server_max_window_bits` even when it is 15.
+    /// [`negotiate`] sets it when the client offered the parameter: "A
+    /// server accepts an extension negotiation offer with this parameter by
+    /// including the "server_max_window_bits" extension parameter in the
+    /// extension negotiation response" (RFC 7692 §7.1.2.1). Below 15 the
+    /// parameter is carried anyway.
+    pub announce_server_max_window_bits: bool,
+    /// The response carries `client_max_window_bits` even when it is 15.
+    /// [`negotiate`] sets it when the client offered the parameter with a
+    /// value, and never sets it (nor lowers `client_max_window_bits`) for a
+    /// client that did not offer the parameter: the response then "MUST NOT
+    /// include the "client_max_window_bits" extension parameter" (§7.1.2.2).
+    pub announce_client_max_window_bits: bool,
 }
 
 impl Default for Negotiated {
@@ -467,16 +494,20 @@ impl Default for Negotiated {
             client_no_context_takeover: false,
             server_max_window_bits: MAX_WINDOW_BITS,
             client_max_window_bits: MAX_WINDOW_BITS,
+            announce_server_max_window_bits: false,
+            announce_client_max_window_bits: false,
         }
     }
 }
 
 impl Negotiated {
     /// The `Sec-WebSocket-Extensions` response value, e.g.
-    /// `permessage-deflate; server_no_context_takeover; client_max_window_bits=10`.
+    /// `permessage-deflate; server_no_context_takeover; client_max_window_bits=10`:
+    /// one element, each parameter at most once, the window parameters with
+    /// a value.
     ///
-    /// Window bits are written only when below 15 (15 is what their absence
-    /// means).
+    /// A window parameter is written when its bits are below 15 (15 is what
+    /// its absence means) or when its `announce_*` field asks for it.
     pub fn response_header(&self) -> String {
         let mut s = String::from(EXTENSION_NAME);
         if self.server_no_context_takeover {
@@ -487,16 +518,16 @@ impl Negotiated {
             s.push_str("; ");
             s.push_str(CLIENT_NO_CONTEXT_TAKEOVER);
         }
-        if self.server_max_window_bits < MAX_WINDOW_BITS {
+        if self.server_max_window_bits < MAX_WINDOW_BITS || self.announce_server_max_window_bits {
             s.push_str(&format!(
                 "; {SERVER_MAX_WINDOW_BITS}={}",
-                self.server_max_window_bits
+                self.server_max_window_bits.min(MAX_WINDOW_BITS)
             ));
         }
-        if self.client_max_window_bits < MAX_WINDOW_BITS {
+        if self.client_max_window_bits < MAX_WINDOW_BITS || self.announce_client_max_window_bits {
             s.push_str(&format!(
                 "; {CLIENT_MAX_WINDOW_BITS}={}",
-                self.client_max_window_bits
+                self.client_max_window_bits.min(MAX_WINDOW_BITS)
             ));
         }
         s
@@ -523,13 +554,14 @@ pub fn negotiate<S: AsRef<str>>(config: &DeflateConfig, header_values: &[S]) -> 
 ///
 /// - declined: another extension; an unknown parameter; a parameter given
 ///   twice; `*_no_context_takeover` with a value; `server_max_window_bits`
-///   without a value; a window value that is not one or two digits within
-///   8..=15; `server_max_window_bits=8` (zlib cannot compress with an 8-bit
-///   window);
-/// - the server window is the smaller of the offer's and the configured one;
+///   without a value; a window value that is not decimal 8..=15 without
+///   leading zeroes; `server_max_window_bits=8` (zlib cannot compress with
+///   an 8-bit window);
+/// - the server window is the smaller of the offer's and the configured
+///   one, announced whenever the offer had the parameter;
 /// - the client window is 15 if the client did not offer
 ///   `client_max_window_bits`, else the smaller of its value (if any) and the
-///   configured one;
+///   configured one, announced whenever the offer gave a value;
 /// - no-context-takeover applies if the offer or the configuration asks for
 ///   it.
 pub fn accept_offer(config: &DeflateConfig, offer: &Offer) -> Option<Negotiated> {
@@ -587,12 +619,20 @@ pub fn accept_offer(config: &DeflateConfig, offer: &Offer) -> Option<Negotiated>
         client_no_context_takeover: client_no_context_takeover || config.client_no_context_takeover,
         server_max_window_bits: server_bits,
         client_max_window_bits: client_bits,
+        announce_server_max_window_bits: server_max_window_bits.is_some(),
+        announce_client_max_window_bits: matches!(client_max_window_bits, Some(Some(_))),
     })
 }
 
-/// `1*DIGIT` within 8..=15 (at most two digits, so `08` is 8).
+/// "a decimal integer value without leading zeroes between 8 to 15,
+/// inclusive" (RFC 7692 §7.1.2.1 and §7.1.2.2): `8`..`15`, so `08` is
+/// invalid.
 fn parse_window_bits(value: &str) -> Option<u8> {
-    if value.is_empty() || value.len() > 2 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    if value.is_empty()
+        || value.len() > 2
+        || value.starts_with('0')
+        || !value.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let bits: u8 = value.parse().ok()?;
@@ -983,6 +1023,16 @@ mod tests {
             client_no_context_takeover: cnct,
             server_max_window_bits: sbits,
             client_max_window_bits: cbits,
+            ..Negotiated::default()
+        }
+    }
+
+    /// `x` with its window parameters announced even at 15.
+    fn announce(x: Negotiated, server: bool, client: bool) -> Negotiated {
+        Negotiated {
+            announce_server_max_window_bits: server,
+            announce_client_max_window_bits: client,
+            ..x
         }
     }
 
@@ -1204,7 +1254,7 @@ mod tests {
     fn names_match_case_insensitively() {
         assert_eq!(
             neg(&["PerMessage-Deflate; Server_Max_Window_Bits=10"]),
-            Some(n(false, false, 10, 15))
+            Some(announce(n(false, false, 10, 15), true, false))
         );
     }
 
@@ -1239,7 +1289,7 @@ mod tests {
     fn server_window_is_the_smaller_of_offer_and_config() {
         assert_eq!(
             neg(&["permessage-deflate; server_max_window_bits=10"]),
-            Some(n(false, false, 10, 15))
+            Some(announce(n(false, false, 10, 15), true, false))
         );
         let config = DeflateConfig {
             server_max_window_bits: 11,
@@ -1247,11 +1297,11 @@ mod tests {
         };
         assert_eq!(
             neg_with(&config, &["permessage-deflate; server_max_window_bits=13"]),
-            Some(n(false, false, 11, 15))
+            Some(announce(n(false, false, 11, 15), true, false))
         );
         assert_eq!(
             neg_with(&config, &["permessage-deflate; server_max_window_bits=9"]),
-            Some(n(false, false, 9, 15))
+            Some(announce(n(false, false, 9, 15), true, false))
         );
         // Announced unasked when configured below 15.
         let got = neg_with(&config, &["permessage-deflate"]).expect("accepted");
@@ -1260,9 +1310,6 @@ mod tests {
             got.response_header(),
             "permessage-deflate; server_max_window_bits=11"
         );
-        // An offer of 15 is accepted; 15 need not be echoed.
-        let got = neg(&["permessage-deflate; server_max_window_bits=15"]).expect("accepted");
-        assert_eq!(got.response_header(), "permessage-deflate");
     }
 
     #[test]
@@ -1273,7 +1320,7 @@ mod tests {
             neg(&[
                 "permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9"
             ]),
-            Some(n(false, false, 9, 15))
+            Some(announce(n(false, false, 9, 15), true, false))
         );
     }
 
@@ -1296,33 +1343,32 @@ mod tests {
             got.response_header(),
             "permessage-deflate; client_max_window_bits=10"
         );
-        // Down to 8.
+        // Down to 8: answered as 9 unless the client itself offered 8.
         let config = DeflateConfig {
             client_max_window_bits: 8,
             ..DeflateConfig::default()
         };
-        // Down to 8: answered as 9 unless the client itself offered 8.
         assert_eq!(
             neg_with(&config, &["permessage-deflate; client_max_window_bits"]),
             Some(n(false, false, 15, 9))
         );
         assert_eq!(
             neg_with(&config, &["permessage-deflate; client_max_window_bits=8"]),
-            Some(n(false, false, 15, 8))
+            Some(announce(n(false, false, 15, 8), false, true))
         );
     }
 
     #[test]
     fn client_window_with_value() {
         let got = neg(&["permessage-deflate; client_max_window_bits=9"]).expect("accepted");
-        assert_eq!(got, n(false, false, 15, 9));
+        assert_eq!(got, announce(n(false, false, 15, 9), false, true));
         assert_eq!(
             got.response_header(),
             "permessage-deflate; client_max_window_bits=9"
         );
         assert_eq!(
             neg(&["permessage-deflate; client_max_window_bits=8"]),
-            Some(n(false, false, 15, 8))
+            Some(announce(n(false, false, 15, 8), false, true))
         );
         let config = DeflateConfig {
             client_max_window_bits: 10,
@@ -1330,25 +1376,12 @@ mod tests {
         };
         assert_eq!(
             neg_with(&config, &["permessage-deflate; client_max_window_bits=12"]),
-            Some(n(false, false, 15, 10))
+            Some(announce(n(false, false, 15, 10), false, true))
         );
         assert_eq!(
             neg_with(&config, &["permessage-deflate; client_max_window_bits=9"]),
-            Some(n(false, false, 15, 9))
+            Some(announce(n(false, false, 15, 9), false, true))
         );
-    }
-
-    #[test]
-    fn client_window_not_offered_is_not_imposed() {
-        // RFC 7692 §7.1.2.2: no client_max_window_bits in the answer unless
-        // offered. We accept anyway and inflate with a 15-bit window.
-        let config = DeflateConfig {
-            client_max_window_bits: 9,
-            ..DeflateConfig::default()
-        };
-        let got = neg_with(&config, &["permessage-deflate"]).expect("accepted");
-        assert_eq!(got, n(false, false, 15, 15));
-        assert!(!got.response_header().contains("client_max_window_bits"));
     }
 
     #[test]
@@ -1367,6 +1400,7 @@ mod tests {
             "permessage-deflate; server_max_window_bits=7",
             "permessage-deflate; server_max_window_bits=16",
             "permessage-deflate; server_max_window_bits=0",
+            "permessage-deflate; server_max_window_bits=09",
             "permessage-deflate; server_max_window_bits=010",
             "permessage-deflate; server_max_window_bits=1a",
             "permessage-deflate; server_max_window_bits=-9",
@@ -1374,6 +1408,7 @@ mod tests {
             "permessage-deflate; server_max_window_bits=\"\"",
             "permessage-deflate; server_max_window_bits=\" 9\"",
             "permessage-deflate; client_max_window_bits=7",
+            "permessage-deflate; client_max_window_bits=08",
             "permessage-deflate; client_max_window_bits=16",
             "permessage-deflate; client_max_window_bits=abc",
             "permessage-deflate; client_max_window_bits=\"\"",
@@ -1383,17 +1418,22 @@ mod tests {
             // A bad offer does not spoil a later good one.
             assert_eq!(
                 neg(&[b, "permessage-deflate; client_max_window_bits=12"]),
-                Some(n(false, false, 15, 12)),
+                Some(announce(n(false, false, 15, 12), false, true)),
                 "{b}"
             );
         }
     }
 
     #[test]
-    fn window_values_accept_quotes_and_a_leading_zero() {
+    fn window_values_may_be_quoted() {
+        // RFC 6455 §9.1: "When using the quoted-string syntax variant, the
+        // value after quoted-string unescaping MUST conform to the 'token'
+        // ABNF."
         assert_eq!(
-            neg(&["permessage-deflate; server_max_window_bits=\"10\"; client_max_window_bits=09"]),
-            Some(n(false, false, 10, 9))
+            neg(&[
+                "permessage-deflate; server_max_window_bits=\"10\"; client_max_window_bits=\"9\""
+            ]),
+            Some(announce(n(false, false, 10, 9), true, true))
         );
     }
 
@@ -1404,7 +1444,7 @@ mod tests {
                 "permessage-deflate; server_max_window_bits=12; client_no_context_takeover",
                 "permessage-deflate",
             ]),
-            Some(n(false, true, 12, 15))
+            Some(announce(n(false, true, 12, 15), true, false))
         );
     }
 
@@ -1417,8 +1457,14 @@ mod tests {
              server_max_window_bits=10; client_max_window_bits=9"
         );
         // The response parses back to an offer we would accept as is.
-        let back = negotiate(&DeflateConfig::default(), &[got]).expect("accepted");
-        assert_eq!(back, n(true, true, 10, 9));
+        let back = negotiate(&DeflateConfig::default(), &[&got]).expect("accepted");
+        assert_eq!(back, announce(n(true, true, 10, 9), true, true));
+        assert_eq!(back.response_header(), got);
+        // Announced at 15.
+        assert_eq!(
+            announce(n(false, false, 15, 15), true, true).response_header(),
+            "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15"
+        );
     }
 
     #[test]
@@ -1472,6 +1518,497 @@ mod tests {
         let d = MessageDeflater::new(&Negotiated::default(), &c);
         assert!(!d.should_compress(63));
         assert!(d.should_compress(64));
+    }
+
+    // -- RFC 7692 negotiation rules, one test each ----------------------------
+
+    /// The response's parameters as `(name, value)`, checking it is one
+    /// `permessage-deflate` element.
+    fn answer_params(header: &str) -> Vec<(String, Option<String>)> {
+        let offers = parse_offers(&[header]).expect("response parses");
+        assert_eq!(offers.len(), 1, "{header}");
+        assert_eq!(offers[0].name, EXTENSION_NAME, "{header}");
+        offers[0]
+            .params
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect()
+    }
+
+    /// The value of `name` in `header`: `None` if absent, `Some(None)` if
+    /// present without a value.
+    fn answer(header: &str, name: &str) -> Option<Option<String>> {
+        answer_params(header)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    fn answer_to(config: &DeflateConfig, offer: &str) -> String {
+        neg_with(config, &[offer])
+            .expect("accepted")
+            .response_header()
+    }
+
+    #[test]
+    fn section_5_acceptance_names_the_extension() {
+        // §5: "To accept the use of an offered PMCE, a server MUST include
+        // the extension name of the PMCE in the "Sec-WebSocket-Extensions"
+        // header field of its opening handshake of the WebSocket connection."
+        for offer in [
+            "permessage-deflate",
+            "x-foo, permessage-deflate; server_max_window_bits=12",
+            "PERMESSAGE-DEFLATE",
+        ] {
+            let header = answer_to(&DeflateConfig::default(), offer);
+            assert!(header.starts_with("permessage-deflate"), "{header}");
+        }
+    }
+
+    #[test]
+    fn section_5_preceding_element_has_higher_preference() {
+        // §5: "The order of elements is important as it specifies the
+        // client's preference. An element preceding another element has
+        // higher preference. It is recommended that a server accepts PMCEs
+        // with higher preference if the server supports them."
+        let got = neg(&[
+            "permessage-deflate; server_max_window_bits=8",
+            "permessage-deflate; client_no_context_takeover, permessage-deflate",
+        ])
+        .expect("accepted");
+        assert_eq!(got, n(false, true, 15, 15));
+    }
+
+    #[test]
+    fn section_7_1_3_response_is_one_element() {
+        // §7.1.3: "The server can accept "permessage-deflate" by picking any
+        // supported one from the listed offers." One offer is picked, so the
+        // response is one element: several would contradict each other.
+        let header = answer_to(
+            &DeflateConfig::default(),
+            "permessage-deflate; client_max_window_bits, permessage-deflate, x-foo",
+        );
+        answer_params(&header);
+        assert!(!header.contains(','), "{header}");
+    }
+
+    #[test]
+    fn section_7_decline_unknown_parameter() {
+        // §7: "A server MUST decline an extension negotiation offer for this
+        // extension if any of the following conditions are met: The
+        // negotiation offer contains an extension parameter not defined for
+        // use in an offer."
+        for offer in [
+            "permessage-deflate; foo",
+            "permessage-deflate; foo=1",
+            "permessage-deflate; client_no_context_takeover; x",
+            // Defined for other extensions only.
+            "permessage-deflate; max_window_bits=10",
+        ] {
+            assert_eq!(neg(&[offer]), None, "{offer}");
+        }
+    }
+
+    #[test]
+    fn section_7_decline_invalid_value() {
+        // §7: "The negotiation offer contains an extension parameter with an
+        // invalid value."
+        for offer in [
+            "permessage-deflate; server_no_context_takeover=x",
+            "permessage-deflate; client_no_context_takeover=\"\"",
+            "permessage-deflate; server_max_window_bits",
+            "permessage-deflate; server_max_window_bits=16",
+            "permessage-deflate; client_max_window_bits=7",
+            "permessage-deflate; client_max_window_bits=x",
+        ] {
+            assert_eq!(neg(&[offer]), None, "{offer}");
+        }
+    }
+
+    #[test]
+    fn section_7_decline_duplicate_parameters() {
+        // §7: "The negotiation offer contains multiple extension parameters
+        // with the same name."
+        for p in [
+            "server_no_context_takeover",
+            "client_no_context_takeover",
+            "server_max_window_bits=10",
+            "client_max_window_bits",
+            "client_max_window_bits=10",
+        ] {
+            let offer = format!("permessage-deflate; {p}; {p}");
+            assert_eq!(neg(&[&offer]), None, "{offer}");
+        }
+        // Names compare case-insensitively, so these are duplicates too.
+        assert_eq!(
+            neg(&["permessage-deflate; client_max_window_bits; Client_Max_Window_Bits=9"]),
+            None
+        );
+    }
+
+    #[test]
+    fn section_7_decline_unsupported_configuration() {
+        // §7: "The server doesn't support the offered configuration." zlib
+        // cannot compress with an 8-bit window; and a server with
+        // compression disabled supports nothing.
+        assert_eq!(neg(&["permessage-deflate; server_max_window_bits=8"]), None);
+        let off = DeflateConfig {
+            enabled: false,
+            ..DeflateConfig::default()
+        };
+        assert_eq!(neg_with(&off, &["permessage-deflate"]), None);
+    }
+
+    #[test]
+    fn section_7_response_has_only_defined_unique_valid_parameters() {
+        // §7: "A client MUST _Fail the WebSocket Connection_ if the peer
+        // server accepted an extension negotiation offer for this extension
+        // with an extension negotiation response meeting any of the following
+        // conditions: The negotiation response contains an extension
+        // parameter not defined for use in a response. The negotiation
+        // response contains an extension parameter with an invalid value.
+        // The negotiation response contains multiple extension parameters
+        // with the same name."
+        let config = DeflateConfig {
+            server_no_context_takeover: true,
+            client_no_context_takeover: true,
+            server_max_window_bits: 10,
+            client_max_window_bits: 9,
+            ..DeflateConfig::default()
+        };
+        let header = answer_to(
+            &config,
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; \
+             server_max_window_bits=12; client_max_window_bits=11",
+        );
+        let params = answer_params(&header);
+        assert_eq!(params.len(), 4, "{header}");
+        let mut names: Vec<&str> = params.iter().map(|(n, _)| n.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 4, "{header}");
+        for (name, value) in &params {
+            match name.as_str() {
+                SERVER_NO_CONTEXT_TAKEOVER | CLIENT_NO_CONTEXT_TAKEOVER => {
+                    assert_eq!(value, &None, "{header}");
+                }
+                SERVER_MAX_WINDOW_BITS | CLIENT_MAX_WINDOW_BITS => {
+                    assert!(value.as_deref().and_then(parse_window_bits).is_some());
+                }
+                _ => panic!("{header}"),
+            }
+        }
+    }
+
+    #[test]
+    fn section_7_1_1_1_offer_has_no_value() {
+        // §7.1.1.1: "A client MAY include the "server_no_context_takeover"
+        // extension parameter in an extension negotiation offer. This
+        // extension parameter has no value."
+        assert_eq!(
+            neg(&["permessage-deflate; server_no_context_takeover=true"]),
+            None
+        );
+        assert_eq!(
+            neg(&["permessage-deflate; server_no_context_takeover"]),
+            Some(n(true, false, 15, 15))
+        );
+    }
+
+    #[test]
+    fn section_7_1_1_1_accepting_includes_server_no_context_takeover() {
+        // §7.1.1.1: "A server accepts an extension negotiation offer that
+        // includes the "server_no_context_takeover" extension parameter by
+        // including the "server_no_context_takeover" extension parameter in
+        // the corresponding extension negotiation response to send back to
+        // the client."
+        let got = neg(&["permessage-deflate; server_no_context_takeover"]).expect("accepted");
+        assert!(got.server_no_context_takeover, "the deflater resets");
+        let header = got.response_header();
+        assert_eq!(answer(&header, SERVER_NO_CONTEXT_TAKEOVER), Some(None));
+    }
+
+    #[test]
+    fn section_7_1_1_1_response_has_no_value() {
+        // §7.1.1.1: "The "server_no_context_takeover" extension parameter in
+        // an extension negotiation response has no value."
+        let header = n(true, false, 15, 15).response_header();
+        assert_eq!(answer(&header, SERVER_NO_CONTEXT_TAKEOVER), Some(None));
+    }
+
+    #[test]
+    fn section_7_1_1_1_server_may_include_it_unasked() {
+        // §7.1.1.1: "A server MAY include the "server_no_context_takeover"
+        // extension parameter in an extension negotiation response even if
+        // the extension negotiation offer being accepted by the extension
+        // negotiation response didn't include the
+        // "server_no_context_takeover" extension parameter."
+        let config = DeflateConfig {
+            server_no_context_takeover: true,
+            ..DeflateConfig::default()
+        };
+        let header = answer_to(&config, "permessage-deflate");
+        assert_eq!(answer(&header, SERVER_NO_CONTEXT_TAKEOVER), Some(None));
+        // Not configured and not asked: not announced.
+        let header = answer_to(&DeflateConfig::default(), "permessage-deflate");
+        assert_eq!(answer(&header, SERVER_NO_CONTEXT_TAKEOVER), None);
+    }
+
+    #[test]
+    fn section_7_1_1_2_offer_has_no_value() {
+        // §7.1.1.2: "A client MAY include the "client_no_context_takeover"
+        // extension parameter in an extension negotiation offer. This
+        // extension parameter has no value."
+        assert_eq!(
+            neg(&["permessage-deflate; client_no_context_takeover=1"]),
+            None
+        );
+        assert_eq!(
+            neg(&["permessage-deflate; client_no_context_takeover"]),
+            Some(n(false, true, 15, 15))
+        );
+    }
+
+    #[test]
+    fn section_7_1_1_2_server_may_include_client_no_context_takeover() {
+        // §7.1.1.2: "A server MAY include the "client_no_context_takeover"
+        // extension parameter in an extension negotiation response. If the
+        // received extension negotiation offer includes the
+        // "client_no_context_takeover" extension parameter, the server may
+        // either ignore the parameter or use the parameter to avoid taking
+        // over the LZ77 sliding window unnecessarily by including the
+        // "client_no_context_takeover" extension parameter in the
+        // corresponding extension negotiation response to the offer."
+        // We use it (so the inflater can free its state between messages).
+        let got = neg(&["permessage-deflate; client_no_context_takeover"]).expect("accepted");
+        assert!(got.client_no_context_takeover);
+        assert_eq!(
+            answer(&got.response_header(), CLIENT_NO_CONTEXT_TAKEOVER),
+            Some(None)
+        );
+        // And include it unasked when configured.
+        let config = DeflateConfig {
+            client_no_context_takeover: true,
+            ..DeflateConfig::default()
+        };
+        let header = answer_to(&config, "permessage-deflate");
+        assert_eq!(answer(&header, CLIENT_NO_CONTEXT_TAKEOVER), Some(None));
+    }
+
+    #[test]
+    fn section_7_1_1_2_response_has_no_value() {
+        // §7.1.1.2: "The "client_no_context_takeover" extension parameter in
+        // an extension negotiation response has no value."
+        let header = n(false, true, 15, 15).response_header();
+        assert_eq!(answer(&header, CLIENT_NO_CONTEXT_TAKEOVER), Some(None));
+    }
+
+    #[test]
+    fn section_7_1_2_1_offer_value_is_8_to_15_without_leading_zeroes() {
+        // §7.1.2.1: "This parameter has a decimal integer value without
+        // leading zeroes between 8 to 15, inclusive, indicating the base-2
+        // logarithm of the LZ77 sliding window size, and MUST conform to the
+        // ABNF below. server-max-window-bits = 1*DIGIT"
+        for v in ["", "7", "16", "09", "015", "0", "1a", "+9", "9.0", "\"\""] {
+            let offer = format!("permessage-deflate; server_max_window_bits={v}");
+            assert_eq!(neg(&[&offer]), None, "{offer}");
+        }
+        assert_eq!(neg(&["permessage-deflate; server_max_window_bits"]), None);
+        for bits in 9..=15 {
+            let offer = format!("permessage-deflate; server_max_window_bits={bits}");
+            assert!(neg(&[&offer]).is_some(), "{offer}");
+        }
+    }
+
+    #[test]
+    fn section_7_1_2_1_server_declines_what_it_does_not_support() {
+        // §7.1.2.1: "A server declines an extension negotiation offer with
+        // this parameter if the server doesn't support it." We support 9..=15
+        // but cannot compress with an 8-bit window.
+        assert_eq!(neg(&["permessage-deflate; server_max_window_bits=8"]), None);
+    }
+
+    #[test]
+    fn section_7_1_2_1_accepting_includes_server_max_window_bits() {
+        // §7.1.2.1: "A server accepts an extension negotiation offer with this
+        // parameter by including the "server_max_window_bits" extension
+        // parameter in the extension negotiation response to send back to
+        // the client with the same or smaller value as the offer."
+        // The bug this pins: an offer of 15 was answered without it.
+        for offer in [
+            "permessage-deflate; server_max_window_bits=15",
+            "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15",
+            "permessage-deflate; server_max_window_bits=15; client_max_window_bits",
+        ] {
+            let header = answer_to(&DeflateConfig::default(), offer);
+            assert_eq!(
+                answer(&header, SERVER_MAX_WINDOW_BITS),
+                Some(Some("15".into())),
+                "{offer}: {header}"
+            );
+        }
+        for cfg in 9..=15 {
+            let config = DeflateConfig {
+                server_max_window_bits: cfg,
+                ..DeflateConfig::default()
+            };
+            for offered in 9..=15u8 {
+                let header = answer_to(
+                    &config,
+                    &format!("permessage-deflate; server_max_window_bits={offered}"),
+                );
+                let value = answer(&header, SERVER_MAX_WINDOW_BITS)
+                    .flatten()
+                    .and_then(|v| parse_window_bits(&v))
+                    .expect("carries a valid value");
+                assert!(value <= offered, "{header}");
+                assert_eq!(value, offered.min(cfg), "{header}");
+            }
+        }
+    }
+
+    #[test]
+    fn section_7_1_2_1_response_value_is_8_to_15_without_leading_zeroes() {
+        // §7.1.2.1: "The "server_max_window_bits" extension parameter in an
+        // extension negotiation response has a decimal integer value without
+        // leading zeroes between 8 to 15, inclusive".
+        for bits in 9..=15 {
+            let header = announce(n(false, false, bits, 15), true, false).response_header();
+            assert_eq!(
+                answer(&header, SERVER_MAX_WINDOW_BITS),
+                Some(Some(bits.to_string()))
+            );
+        }
+    }
+
+    #[test]
+    fn section_7_1_2_1_server_may_include_it_unasked() {
+        // §7.1.2.1: "A server MAY include the "server_max_window_bits"
+        // extension parameter in an extension negotiation response even if
+        // the extension negotiation offer being accepted by the response
+        // didn't include the "server_max_window_bits" extension parameter."
+        let config = DeflateConfig {
+            server_max_window_bits: 11,
+            ..DeflateConfig::default()
+        };
+        let header = answer_to(&config, "permessage-deflate");
+        assert_eq!(
+            answer(&header, SERVER_MAX_WINDOW_BITS),
+            Some(Some("11".into()))
+        );
+        // At 15 and not offered, nothing to say.
+        let header = answer_to(&DeflateConfig::default(), "permessage-deflate");
+        assert_eq!(answer(&header, SERVER_MAX_WINDOW_BITS), None);
+    }
+
+    #[test]
+    fn section_7_1_2_2_offer_value_is_absent_or_8_to_15_without_leading_zeroes() {
+        // §7.1.2.2: "This parameter has no value or a decimal integer value
+        // without leading zeroes between 8 to 15 inclusive indicating the
+        // base-2 logarithm of the LZ77 sliding window size. If a value is
+        // specified for this parameter, the value MUST conform to the ABNF
+        // below."
+        for v in ["", "7", "16", "08", "015", "x", "\"\""] {
+            let offer = format!("permessage-deflate; client_max_window_bits={v}");
+            assert_eq!(neg(&[&offer]), None, "{offer}");
+        }
+        assert!(neg(&["permessage-deflate; client_max_window_bits"]).is_some());
+        for bits in 8..=15 {
+            let offer = format!("permessage-deflate; client_max_window_bits={bits}");
+            assert!(neg(&[&offer]).is_some(), "{offer}");
+        }
+    }
+
+    #[test]
+    fn section_7_1_2_2_server_may_include_it_when_offered() {
+        // §7.1.2.2: "If a received extension negotiation offer has the
+        // "client_max_window_bits" extension parameter, the server MAY
+        // include the "client_max_window_bits" extension parameter in the
+        // corresponding extension negotiation response to the offer."
+        let config = DeflateConfig {
+            client_max_window_bits: 10,
+            ..DeflateConfig::default()
+        };
+        let header = answer_to(&config, "permessage-deflate; client_max_window_bits");
+        assert_eq!(
+            answer(&header, CLIENT_MAX_WINDOW_BITS),
+            Some(Some("10".into()))
+        );
+        // At 15 and offered without a value, we leave it out.
+        let header = answer_to(
+            &DeflateConfig::default(),
+            "permessage-deflate; client_max_window_bits",
+        );
+        assert_eq!(answer(&header, CLIENT_MAX_WINDOW_BITS), None);
+    }
+
+    #[test]
+    fn section_7_1_2_2_answer_at_most_the_offered_value() {
+        // §7.1.2.2: "If the "client_max_window_bits" extension parameter in a
+        // received extension negotiation offer has a value, the server may
+        // either ignore this value or use this value to avoid allocating an
+        // unnecessarily big LZ77 sliding window by including the
+        // "client_max_window_bits" extension parameter in the corresponding
+        // extension negotiation response to the offer with a value equal to
+        // or smaller than the received value."
+        for cfg in 8..=15 {
+            let config = DeflateConfig {
+                client_max_window_bits: cfg,
+                ..DeflateConfig::default()
+            };
+            for offered in 8..=15u8 {
+                let header = answer_to(
+                    &config,
+                    &format!("permessage-deflate; client_max_window_bits={offered}"),
+                );
+                // Always answered explicitly, even at 15.
+                let value = answer(&header, CLIENT_MAX_WINDOW_BITS)
+                    .flatten()
+                    .and_then(|v| parse_window_bits(&v))
+                    .expect("carries a valid value");
+                assert!(value <= offered, "{header}");
+            }
+        }
+    }
+
+    #[test]
+    fn section_7_1_2_2_response_value_is_8_to_15_without_leading_zeroes() {
+        // §7.1.2.2: "The "client_max_window_bits" extension parameter in an
+        // extension negotiation response has a decimal integer value without
+        // leading zeroes between 8 to 15 inclusive indicating the base-2
+        // logarithm of the LZ77 sliding window size".
+        for bits in 8..=15 {
+            let header = announce(n(false, false, 15, bits), false, true).response_header();
+            assert_eq!(
+                answer(&header, CLIENT_MAX_WINDOW_BITS),
+                Some(Some(bits.to_string()))
+            );
+        }
+    }
+
+    #[test]
+    fn section_7_1_2_2_must_not_include_it_unless_offered() {
+        // §7.1.2.2: "If a received extension negotiation offer doesn't have
+        // the "client_max_window_bits" extension parameter, the
+        // corresponding extension negotiation response to the offer MUST NOT
+        // include the "client_max_window_bits" extension parameter."
+        for cfg in 8..=15 {
+            let config = DeflateConfig {
+                client_max_window_bits: cfg,
+                ..DeflateConfig::default()
+            };
+            for offer in [
+                "permessage-deflate",
+                "permessage-deflate; server_max_window_bits=10",
+                "permessage-deflate; client_no_context_takeover",
+            ] {
+                let got = neg_with(&config, &[offer]).expect("accepted");
+                // The inflater takes any window anyway.
+                assert_eq!(got.client_max_window_bits, 15);
+                let header = got.response_header();
+                assert_eq!(answer(&header, CLIENT_MAX_WINDOW_BITS), None, "{header}");
+            }
+        }
     }
 
     // -- RFC 7692 §7.2.3 examples -------------------------------------------
@@ -2004,21 +2541,13 @@ mod tests {
             cfg_s in 9u8..=15,
             cfg_c in 8u8..=15,
         ) {
-            let mut h = String::from("permessage-deflate");
-            if snct { h.push_str("; server_no_context_takeover"); }
-            if cnct { h.push_str("; client_no_context_takeover"); }
-            if let Some(b) = sbits { h.push_str(&format!("; server_max_window_bits={b}")); }
-            match cbits {
-                Some(Some(b)) => h.push_str(&format!("; client_max_window_bits={b}")),
-                Some(None) => h.push_str("; client_max_window_bits"),
-                None => {}
-            }
+            let shape = OfferShape { snct, cnct, sbits, cbits };
             let config = DeflateConfig {
                 server_max_window_bits: cfg_s,
                 client_max_window_bits: cfg_c,
                 ..DeflateConfig::default()
             };
-            let got = negotiate(&config, &[h]);
+            let got = negotiate(&config, &[shape.header()]);
             if sbits == Some(8) {
                 prop_assert_eq!(got, None);
                 return Ok(());
@@ -2029,10 +2558,8 @@ mod tests {
             prop_assert!(got.server_max_window_bits >= 9);
             prop_assert_eq!(got.server_no_context_takeover, snct);
             prop_assert_eq!(got.client_no_context_takeover, cnct);
-            let answer = got.response_header();
             if cbits.is_none() {
                 prop_assert_eq!(got.client_max_window_bits, 15);
-                prop_assert!(!answer.contains("client_max_window_bits"));
             } else {
                 // 8 is imposed only on clients that offered 8 themselves.
                 prop_assert!(got.client_max_window_bits <= cfg_c.max(9));
@@ -2041,5 +2568,197 @@ mod tests {
                 prop_assert!(got.client_max_window_bits <= b);
             }
         }
+
+        #[test]
+        fn every_answer_is_a_valid_response(
+            shape in offer_shape(),
+            cfg_snct in any::<bool>(),
+            cfg_cnct in any::<bool>(),
+            cfg_s in 9u8..=15,
+            cfg_c in 8u8..=15,
+        ) {
+            let config = DeflateConfig {
+                server_no_context_takeover: cfg_snct,
+                client_no_context_takeover: cfg_cnct,
+                server_max_window_bits: cfg_s,
+                client_max_window_bits: cfg_c,
+                ..DeflateConfig::default()
+            };
+            check_answer(&shape, &config).map_err(TestCaseError::fail)?;
+        }
+    }
+
+    /// The parameters of one `permessage-deflate` offer: both flags,
+    /// `server_max_window_bits` (absent or a value), `client_max_window_bits`
+    /// (absent, without a value, or a value).
+    #[derive(Clone, Copy, Debug)]
+    struct OfferShape {
+        snct: bool,
+        cnct: bool,
+        sbits: Option<u8>,
+        cbits: Option<Option<u8>>,
+    }
+
+    impl OfferShape {
+        fn header(&self) -> String {
+            let mut h = String::from("permessage-deflate");
+            if self.snct {
+                h.push_str("; server_no_context_takeover");
+            }
+            if self.cnct {
+                h.push_str("; client_no_context_takeover");
+            }
+            if let Some(b) = self.sbits {
+                h.push_str(&format!("; server_max_window_bits={b}"));
+            }
+            match self.cbits {
+                Some(Some(b)) => h.push_str(&format!("; client_max_window_bits={b}")),
+                Some(None) => h.push_str("; client_max_window_bits"),
+                None => {}
+            }
+            h
+        }
+    }
+
+    /// Every offer we accept: server bits absent or 9..=15 (8 is declined),
+    /// client bits absent, valueless or 8..=15.
+    fn offer_shape() -> impl Strategy<Value = OfferShape> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            proptest::option::of(9u8..=15),
+            proptest::option::of(proptest::option::of(8u8..=15)),
+        )
+            .prop_map(|(snct, cnct, sbits, cbits)| OfferShape {
+                snct,
+                cnct,
+                sbits,
+                cbits,
+            })
+    }
+
+    /// Negotiates `shape` under `config` and checks the response as a client
+    /// that sent it would (RFC 7692 §7, §7.1.1, §7.1.2), and that it says
+    /// what the server will do.
+    fn check_answer(shape: &OfferShape, config: &DeflateConfig) -> Result<(), String> {
+        let offer = shape.header();
+        let got = negotiate(config, &[&offer]).ok_or(format!("{offer}: declined"))?;
+        let header = got.response_header();
+        let fail = |what: &str| Err(format!("{offer} ({config:?}) -> {header}: {what}"));
+        let offers = match parse_offers(&[&header]) {
+            Ok(o) => o,
+            Err(_) => return fail("does not parse"),
+        };
+        let [answer] = offers.as_slice() else {
+            return fail("not exactly one element");
+        };
+        if answer.name != EXTENSION_NAME {
+            return fail("not permessage-deflate");
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        let (mut snct, mut cnct) = (false, false);
+        let (mut sbits, mut cbits) = (None, None);
+        for p in &answer.params {
+            if seen.contains(&p.name.as_str()) {
+                return fail("duplicate parameter");
+            }
+            seen.push(&p.name);
+            let bits = || p.value.as_deref().and_then(parse_window_bits);
+            match p.name.as_str() {
+                SERVER_NO_CONTEXT_TAKEOVER if p.value.is_none() => snct = true,
+                CLIENT_NO_CONTEXT_TAKEOVER if p.value.is_none() => cnct = true,
+                SERVER_MAX_WINDOW_BITS if bits().is_some() => sbits = bits(),
+                CLIENT_MAX_WINDOW_BITS if bits().is_some() => cbits = bits(),
+                _ => return fail("unknown parameter or invalid value"),
+            }
+        }
+        // §7.1.1.1: accepted means included; the server may add it unasked.
+        if snct != (shape.snct || config.server_no_context_takeover)
+            || snct != got.server_no_context_takeover
+        {
+            return fail("server_no_context_takeover");
+        }
+        // §7.1.1.2: the server may include it (we do when asked or configured).
+        if cnct != (shape.cnct || config.client_no_context_takeover)
+            || cnct != got.client_no_context_takeover
+        {
+            return fail("client_no_context_takeover");
+        }
+        // §7.1.2.1: present when offered, "with the same or smaller value";
+        // present unasked only to announce a configured window below 15.
+        match (shape.sbits, sbits) {
+            (Some(_), None) => return fail("offered server_max_window_bits not answered"),
+            (Some(o), Some(a)) if a > o => return fail("server_max_window_bits above the offer"),
+            (None, Some(15)) => return fail("server_max_window_bits=15 unasked"),
+            (None, None) if config.server_max_window_bits < 15 => {
+                return fail("configured server window not announced");
+            }
+            _ => {}
+        }
+        if sbits.unwrap_or(15) > config.server_max_window_bits
+            || sbits.unwrap_or(15) != got.server_max_window_bits
+            || got.server_max_window_bits < 9
+        {
+            return fail("server window");
+        }
+        // §7.1.2.2: never unless offered; at most the offered value.
+        match (shape.cbits, cbits) {
+            (None, Some(_)) => return fail("client_max_window_bits not offered"),
+            (Some(Some(o)), Some(a)) if a > o => {
+                return fail("client_max_window_bits above the offer");
+            }
+            (Some(Some(_)), None) => return fail("offered value not answered explicitly"),
+            (Some(None), None) if config.client_max_window_bits.max(9) < 15 => {
+                return fail("configured client window not imposed");
+            }
+            _ => {}
+        }
+        // 8 is imposed only on a client that offered 8 itself.
+        if cbits.unwrap_or(15) != got.client_max_window_bits
+            || cbits.is_some_and(|c| c > config.client_max_window_bits.max(9))
+        {
+            return fail("client window");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_offer_and_config_gets_a_valid_response() {
+        // The proptest above, exhaustively: 4 flag pairs × 8 server windows ×
+        // 10 client windows offered, 4 flag pairs × 7 × 8 windows configured.
+        let mut checked = 0;
+        for (snct, cnct, cfg_snct, cfg_cnct) in
+            (0..16).map(|k| (k & 1 != 0, k & 2 != 0, k & 4 != 0, k & 8 != 0))
+        {
+            for sbits in std::iter::once(None).chain((9..=15).map(Some)) {
+                for cbits in [None, Some(None)]
+                    .into_iter()
+                    .chain((8..=15).map(|b| Some(Some(b))))
+                {
+                    for cfg_s in 9..=15 {
+                        for cfg_c in 8..=15 {
+                            let shape = OfferShape {
+                                snct,
+                                cnct,
+                                sbits,
+                                cbits,
+                            };
+                            let config = DeflateConfig {
+                                server_no_context_takeover: cfg_snct,
+                                client_no_context_takeover: cfg_cnct,
+                                server_max_window_bits: cfg_s,
+                                client_max_window_bits: cfg_c,
+                                ..DeflateConfig::default()
+                            };
+                            if let Err(e) = check_answer(&shape, &config) {
+                                panic!("{e}");
+                            }
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 16 * 8 * 10 * 7 * 8);
     }
 }
