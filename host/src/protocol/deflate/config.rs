@@ -21,7 +21,7 @@ pub struct DeflateConfig {
     /// Default: `false`.
     pub server_no_context_takeover: bool,
     /// Ask the client to reset its compressor after every message (always
-    /// announced when set). Lets [`MessageInflater::release`] free the 46 KiB
+    /// announced when set). Lets [`MessageInflater::release`] free the
     /// inflate state between messages. Default: `false`.
     pub client_no_context_takeover: bool,
     /// The largest LZ77 window the server compresses with, in bits, 9..=15
@@ -35,10 +35,10 @@ pub struct DeflateConfig {
     pub client_max_window_bits: u8,
     /// zlib compression level, 0 (stored) ..= 9 (best). Default: `1`: for the
     /// short, repetitive messages WebSockets carry (JSON and the like) it
-    /// compresses nearly as well as 6 at a tenth of the CPU (figures in the
-    /// module docs), and with context takeover most of the gain comes from
-    /// the shared window anyway. Use 2 or more for mostly incompressible
-    /// payloads: level 1 expands those by ~5.5 %.
+    /// compresses nearly as well as 6 for a small fraction of the CPU
+    /// (figures in `host/benches/README.md`), and with context takeover most
+    /// of the gain comes from the shared window anyway. Use 2 or more for
+    /// mostly incompressible payloads: level 1 expands those a little.
     pub level: u32,
     /// Messages shorter than this many bytes are sent uncompressed (see
     /// [`MessageDeflater::should_compress`]): below it the frame's saving

@@ -66,38 +66,30 @@
 //!
 //! Both codecs are created without zlib state; it is allocated on first use
 //! (and freed again after every message when no context is kept, so an
-//! idle no-context-takeover connection holds none). Heap held by one state, measured with a counting global allocator
-//! (zlib-rs 0.6.8 through flate2 1.1.11, one allocation each):
-//!
-//! | state                               | heap                 |
-//! |-------------------------------------|----------------------|
-//! | compressor, 15-bit window           | 380,032 B (371 KiB)  |
-//! | compressor, 12-bit window           | 265,344 B (259 KiB)  |
-//! | compressor, 9-bit window            | 251,008 B (245 KiB)  |
-//! | decompressor (any window)           | 47,552 B (46 KiB)    |
-//!
-//! zlib-rs sizes the compressor as the sum of a `2·2^w` byte window, `2·2^w`
-//! bytes of hash chains, 128 KiB of hash heads (a fixed 64 Ki entries, unlike
-//! zlib's `2^(memLevel+7)`) and `7·2^(memLevel+6)` bytes of pending and
-//! symbol buffers (112 KiB at the default memLevel 8); the decompressor is its
-//! state plus a 32 KiB window whatever the window bits. So the window bits
-//! matter little and memLevel would matter more (memLevel 1 saves ~111 KiB),
-//! but flate2 1.1 does not expose it: that would take
+//! idle no-context-takeover connection holds none). A compressor's state is
+//! several times a decompressor's and shrinks only a little with the window
+//! bits: zlib-rs sizes the compressor as the sum of a `2·2^w` byte window,
+//! `2·2^w` bytes of hash chains, 128 KiB of hash heads (a fixed 64 Ki
+//! entries, unlike zlib's `2^(memLevel+7)`) and `7·2^(memLevel+6)` bytes of
+//! pending and symbol buffers (112 KiB at the default memLevel 8); the
+//! decompressor is its state plus a 32 KiB window whatever the window bits.
+//! So the window bits matter little and memLevel would matter more (memLevel
+//! 1 saves ~111 KiB), but flate2 1.1 does not expose it: that would take
 //! `zlib_rs::Deflate::new_with_config(zlib_rs::DeflateConfig { level,
 //! window_bits: -bits, mem_level, .. })`, i.e. a direct dependency on
-//! `zlib-rs` 0.6 (already in the lock file through flate2).
+//! `zlib-rs` 0.6 (already in the lock file through flate2). Measured sizes:
+//! `host/benches/README.md`, "permessage-deflate: zlib state sizes".
 //!
 //! # Speed
 //!
-//! Level 1 against 6 on JSON-like messages with context takeover (release
-//! build, one core of the development machine): 100 B 0.3 µs against 4.2 µs
-//! (compressed to 24.5 % against 22.7 %), 300 B 0.5 against 10 µs (19.5 %
-//! against 17.1 %), 2 KB 2.6 against 31 µs (17.3 % against 10.7 %). Level 1
-//! is zlib-rs's `deflate_quick` (fixed Huffman codes only), which expands
-//! incompressible data by ~5.5 % where level 2 and up fall back to stored
-//! blocks (+0.03 %). Without context takeover every message also pays ~3 µs
-//! for the reset (zlib-rs clears its 128 KiB hash table). Inflating the same
-//! messages: 0.25 µs, 0.5 µs and 3.8 µs.
+//! The default level is 1: on the short, repetitive messages WebSockets
+//! carry it compresses nearly as well as 6 for a small fraction of the CPU,
+//! and inflating costs the same either way. Level 1 is zlib-rs's
+//! `deflate_quick` (fixed Huffman codes only), which expands incompressible
+//! data a little where level 2 and up fall back to stored blocks. Without
+//! context takeover every message also pays for a reset (zlib-rs clears its
+//! 128 KiB hash table). Measured figures: `host/benches/README.md`,
+//! "permessage-deflate: compression level 1 against 6".
 
 mod codec;
 mod config;
