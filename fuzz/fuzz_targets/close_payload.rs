@@ -5,13 +5,14 @@
 //! to the first 125 bytes and the truncation ones to the whole input.
 //!
 //! Invariants:
-//! - empty → `Ok(None)`; one byte → `CloseFrameTooShort`;
+//! - empty → `Ok(None)`; one byte → `CloseFrameError::TooShort`;
 //! - otherwise `Ok(Some((code, reason)))` exactly when the big-endian code
 //!   is in 1000-1003, 1007-1014 or 3000-4999 and the rest is UTF-8; then
 //!   `code.is_valid_on_wire()`, `reason.len() <= 123`, and
 //!   `encode_close_payload(code, reason)` gives back the same bytes;
-//!   an invalid code → `InvalidCloseCode(code)`, else bad UTF-8 →
-//!   `InvalidUtf8`;
+//!   an invalid code → `InvalidCode(code)`, else bad UTF-8 →
+//!   `InvalidUtf8`; as a `ProtocolError` an invalid code or a short payload
+//!   closes with 1002 and bad UTF-8 with 1007;
 //! - `is_sendable` implies `is_valid_on_wire`;
 //! - `truncate_reason` returns the longest char-boundary prefix of at most
 //!   123 bytes, and `encode_close_payload` never writes more than 125 bytes.
@@ -19,32 +20,38 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsbox::protocol::close::{
-    CloseCode, MAX_REASON_LEN, encode_close_payload, parse_close_payload, truncate_reason,
-};
 use wsbox::protocol::ProtocolError;
+use wsbox::protocol::close::{
+    CloseCode, CloseFrameError, MAX_REASON_LEN, encode_close_payload, parse_close_payload,
+    truncate_reason,
+};
 
 fuzz_target!(|data: &[u8]| {
     let payload = &data[..data.len().min(125)];
     let result = parse_close_payload(payload);
     match payload {
         [] => assert_eq!(result, Ok(None)),
-        [_] => assert_eq!(result, Err(ProtocolError::CloseFrameTooShort)),
+        [_] => assert_eq!(result, Err(CloseFrameError::TooShort)),
         [hi, lo, rest @ ..] => {
             let raw = u16::from_be_bytes([*hi, *lo]);
             let valid = matches!(raw, 1000..=1003 | 1007..=1014 | 3000..=4999);
             assert_eq!(CloseCode(raw).is_valid_on_wire(), valid, "{raw}");
             assert!(!CloseCode(raw).is_sendable() || valid);
             let expected = if !valid {
-                Err(ProtocolError::InvalidCloseCode(raw))
+                Err(CloseFrameError::InvalidCode(raw))
             } else {
                 match std::str::from_utf8(rest) {
                     Ok(r) => Ok(Some((CloseCode(raw), r.to_owned()))),
-                    Err(_) => Err(ProtocolError::InvalidUtf8),
+                    Err(_) => Err(CloseFrameError::InvalidUtf8),
                 }
             };
             assert_eq!(result, expected);
         }
+    }
+    if let Err(e) = result {
+        let code = ProtocolError::from(e).close_code();
+        let want = if e == CloseFrameError::InvalidUtf8 { 1007 } else { 1002 };
+        assert_eq!(code, CloseCode(want), "{e:?}");
     }
     if let Ok(Some((code, reason))) = &result {
         assert!(code.is_valid_on_wire());

@@ -14,7 +14,8 @@
 //! - a negotiated result is within RFC 7692's ranges (server window 9-15 and
 //!   at most the configured one, client window 8-15), keeps the configured
 //!   no-context-takeover flags, and its `response_header()` re-parses as a
-//!   single permessage-deflate offer that negotiates to the same result;
+//!   single permessage-deflate offer that negotiates to the same parameters
+//!   and the same response;
 //! - compressors and decompressors set up from the result (ours, and a
 //!   client's obeying it) round-trip two messages each way (the raw input,
 //!   twice, exercising context takeover).
@@ -120,8 +121,21 @@ fuzz_target!(|data: &[u8]| {
     let answer = parse_offers(&[&header]).expect("response header parses");
     assert_eq!(answer.len(), 1, "{header:?}");
     assert_eq!(answer[0].name, EXTENSION_NAME);
-    assert_eq!(accept_offer(&config, &answer[0]).as_ref(), Some(&n), "{header:?}");
-    assert_eq!(negotiate(&config, &[&header]).as_ref(), Some(&n));
+    // Read back as an offer, the answer negotiates to the same parameters
+    // (announcing now every window it names) and the same answer.
+    let back = accept_offer(&config, &answer[0]).expect("answer accepted as an offer");
+    assert_eq!(back.response_header(), header);
+    assert_eq!(
+        (back.server_no_context_takeover, back.client_no_context_takeover),
+        (n.server_no_context_takeover, n.client_no_context_takeover),
+        "{header:?}"
+    );
+    assert_eq!(
+        (back.server_max_window_bits, back.client_max_window_bits),
+        (n.server_max_window_bits, n.client_max_window_bits),
+        "{header:?}"
+    );
+    assert_eq!(negotiate(&config, &[&header]).as_ref(), Some(&back));
 
     // The negotiated parameters work end to end, both ways. Server to
     // client: our compressor into an inflater keeping or dropping context as
@@ -133,6 +147,7 @@ fuzz_target!(|data: &[u8]| {
         client_no_context_takeover: n.server_no_context_takeover,
         server_max_window_bits: n.client_max_window_bits.max(9),
         client_max_window_bits: n.server_max_window_bits,
+        ..Negotiated::default()
     };
     let mut ours = (MessageDeflater::new(&n, &config), MessageInflater::new(&n));
     let mut theirs = (

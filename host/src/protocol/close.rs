@@ -1,6 +1,9 @@
 //! Close status codes and close frame payloads (RFC 6455 §5.5.1, §7.4).
-
-use super::error::ProtocolError;
+//!
+//! Self-contained: a refused payload is a [`CloseFrameError`], which
+//! [`ProtocolError`](super::error::ProtocolError) converts (the one place
+//! errors become close codes), so this module imports nothing from the rest
+//! of the protocol core.
 
 /// The most bytes a close reason may take: a control frame payload is at
 /// most 125 bytes and the status code takes 2 of them.
@@ -97,6 +100,24 @@ impl std::fmt::Display for CloseCode {
     }
 }
 
+/// Why a received close frame payload was refused. Converts into the
+/// [`ProtocolError`](super::error::ProtocolError) variant of the same name,
+/// which decides the close code to answer with.
+#[derive(thiserror::Error, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseFrameError {
+    /// A one-byte payload: "If there is a body, the first two bytes of the
+    /// body MUST be a 2-byte unsigned integer". (§5.5.1)
+    #[error("close frame payload of 1 byte")]
+    TooShort,
+    /// A status code that may not appear on the wire (§7.4; see
+    /// [`CloseCode::is_valid_on_wire`]).
+    #[error("invalid close code {0}")]
+    InvalidCode(u16),
+    /// A reason that is not UTF-8 ("the body ... MUST be encoded in UTF-8").
+    #[error("invalid UTF-8")]
+    InvalidUtf8,
+}
+
 /// Parses a received close frame payload (RFC 6455 §5.5.1).
 ///
 /// Empty → `Ok(None)` (no status code). Otherwise "the first two bytes of the
@@ -104,16 +125,17 @@ impl std::fmt::Display for CloseCode {
 /// representing a status code", so one byte is an error; the code must be
 /// [valid on the wire](CloseCode::is_valid_on_wire); the rest is the reason,
 /// which must be UTF-8 ("the body ... MUST be encoded in UTF-8", 1007).
-pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(CloseCode, String)>, ProtocolError> {
+/// An invalid code is reported before an invalid reason.
+pub fn parse_close_payload(payload: &[u8]) -> Result<Option<(CloseCode, String)>, CloseFrameError> {
     match payload {
         [] => Ok(None),
-        [_] => Err(ProtocolError::CloseFrameTooShort),
+        [_] => Err(CloseFrameError::TooShort),
         [hi, lo, reason @ ..] => {
             let code = CloseCode(u16::from_be_bytes([*hi, *lo]));
             if !code.is_valid_on_wire() {
-                return Err(ProtocolError::InvalidCloseCode(code.0));
+                return Err(CloseFrameError::InvalidCode(code.0));
             }
-            let reason = std::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            let reason = std::str::from_utf8(reason).map_err(|_| CloseFrameError::InvalidUtf8)?;
             Ok(Some((code, reason.to_owned())))
         }
     }
@@ -166,11 +188,7 @@ mod tests {
             let p = c.to_be_bytes();
             assert_eq!(
                 parse_close_payload(&p),
-                Err(ProtocolError::InvalidCloseCode(c))
-            );
-            assert_eq!(
-                parse_close_payload(&p).unwrap_err().close_code(),
-                CloseCode::PROTOCOL_ERROR
+                Err(CloseFrameError::InvalidCode(c))
             );
         }
     }
@@ -196,17 +214,14 @@ mod tests {
     #[test]
     fn payload_rules() {
         assert_eq!(parse_close_payload(b""), Ok(None));
-        assert_eq!(
-            parse_close_payload(&[0x03]),
-            Err(ProtocolError::CloseFrameTooShort)
-        );
+        assert_eq!(parse_close_payload(&[0x03]), Err(CloseFrameError::TooShort));
         assert_eq!(
             parse_close_payload(b"\x03\xe8bye"),
             Ok(Some((CloseCode::NORMAL, "bye".to_owned())))
         );
         assert_eq!(
             parse_close_payload(b"\x03\xe8\xff"),
-            Err(ProtocolError::InvalidUtf8)
+            Err(CloseFrameError::InvalidUtf8)
         );
         assert_eq!(
             parse_close_payload(b"\x03\xe8\xce\xba\xe1\xbd\xb9"),
@@ -215,7 +230,7 @@ mod tests {
         // Invalid code is reported before an invalid reason.
         assert_eq!(
             parse_close_payload(b"\x00\x00\xff"),
-            Err(ProtocolError::InvalidCloseCode(0))
+            Err(CloseFrameError::InvalidCode(0))
         );
     }
 

@@ -5,7 +5,7 @@
 //! ([`crate::protocol::handshake::ResponseError`]), so a [`ProtocolError`]
 //! always means "fail the WebSocket connection with [`ProtocolError::close_code`]".
 
-use super::close::CloseCode;
+use super::close::{CloseCode, CloseFrameError};
 
 /// A rule of RFC 6455 (or RFC 7692) the peer broke; the connection must be
 /// failed with [`ProtocolError::close_code`].
@@ -117,6 +117,16 @@ impl ProtocolError {
     }
 }
 
+impl From<CloseFrameError> for ProtocolError {
+    fn from(e: CloseFrameError) -> Self {
+        match e {
+            CloseFrameError::TooShort => ProtocolError::CloseFrameTooShort,
+            CloseFrameError::InvalidCode(code) => ProtocolError::InvalidCloseCode(code),
+            CloseFrameError::InvalidUtf8 => ProtocolError::InvalidUtf8,
+        }
+    }
+}
+
 impl From<super::utf8::Utf8Error> for ProtocolError {
     fn from(_: super::utf8::Utf8Error) -> Self {
         ProtocolError::InvalidUtf8
@@ -144,6 +154,34 @@ mod tests {
             ProtocolError::MessageTooLarge { limit: 1 }.close_code(),
             CloseCode(1009)
         );
+    }
+
+    #[test]
+    fn close_frame_errors_keep_their_meaning() {
+        // Autobahn 7.9.x: an invalid code is answered with 1002; a reason
+        // that is not UTF-8 with 1007, like any other text (§8.1).
+        for (e, want, code) in [
+            (
+                CloseFrameError::TooShort,
+                ProtocolError::CloseFrameTooShort,
+                1002,
+            ),
+            (
+                CloseFrameError::InvalidCode(1005),
+                ProtocolError::InvalidCloseCode(1005),
+                1002,
+            ),
+            (
+                CloseFrameError::InvalidUtf8,
+                ProtocolError::InvalidUtf8,
+                1007,
+            ),
+        ] {
+            let got = ProtocolError::from(e);
+            assert_eq!(got, want);
+            assert_eq!(got.close_code(), CloseCode(code));
+            assert_eq!(got.to_string(), e.to_string());
+        }
     }
 
     #[test]

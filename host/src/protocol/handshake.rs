@@ -9,6 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use sha1::{Digest, Sha1};
 
+use super::header::{self, is_token, list_contains};
+
 /// The GUID a server appends to the client's key (§1.3).
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -294,12 +296,12 @@ pub fn parse_request(
 
     // "An |Upgrade| header field containing the value "websocket", treated
     // as an ASCII case-insensitive value."
-    if !all("Upgrade").any(|v| has_token(v, b"websocket")) {
+    if !all("Upgrade").any(|v| list_contains(v, "websocket")) {
         return Err(HandshakeError::MissingUpgrade);
     }
     // "A |Connection| header field that includes the token "Upgrade", treated
     // as an ASCII case-insensitive value."
-    if !all("Connection").any(|v| has_token(v, b"upgrade")) {
+    if !all("Connection").any(|v| list_contains(v, "upgrade")) {
         return Err(HandshakeError::MissingConnectionUpgrade);
     }
     // "If this version does not match a version understood by the server, the
@@ -327,11 +329,7 @@ pub fn parse_request(
     // U+007E not including separator characters" (tokens).
     let mut subprotocols = Vec::new();
     for v in all("Sec-WebSocket-Protocol") {
-        for item in v.split(|&b| b == b',') {
-            let item = item.trim_ascii();
-            if item.is_empty() {
-                continue;
-            }
+        for (_, item) in header::list_bytes(v) {
             if !is_token(item) {
                 return Err(HandshakeError::InvalidHeader("Sec-WebSocket-Protocol"));
             }
@@ -339,19 +337,21 @@ pub fn parse_request(
         }
     }
 
+    // Extensions: a list of `name *( ";" param )` elements (§9.1). Only the
+    // names are checked here (a name that is not a token is a 400); the
+    // parameters belong to the extension's negotiation, which declines what
+    // it cannot read (for permessage-deflate: no compression, not an error).
     let mut extensions = Vec::new();
     let mut extension_header = Vec::new();
     for v in all("Sec-WebSocket-Extensions") {
         let raw = utf8("Sec-WebSocket-Extensions", v)?;
-        for element in split_outside_quotes(&raw, ',') {
-            let name = element.split(';').next().unwrap_or("").trim();
-            if name.is_empty() {
-                continue;
+        for (_, item) in header::list(&raw) {
+            match header::element(item) {
+                Ok(element) => extensions.push(element.name.to_owned()),
+                // Parameters without a name before them name no extension.
+                Err(_) if item.starts_with(';') => {}
+                Err(_) => return Err(HandshakeError::InvalidHeader("Sec-WebSocket-Extensions")),
             }
-            if !is_token(name.as_bytes()) {
-                return Err(HandshakeError::InvalidHeader("Sec-WebSocket-Extensions"));
-            }
-            extensions.push(name.to_owned());
         }
         extension_header.push(raw);
     }
@@ -406,60 +406,6 @@ fn origin_form(target: &str) -> Option<String> {
     } else {
         Some(format!("/{tail}"))
     }
-}
-
-/// Whether a comma-separated header value contains `token` (ASCII
-/// case-insensitive, surrounding whitespace ignored).
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|item| item.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-/// An RFC 7230 token: one or more tchars.
-fn is_token(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
-/// Splits at `sep` where it is not inside a quoted-string (extension
-/// parameters may be quoted, RFC 6455 §9.1).
-fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-        } else if quoted && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if c == sep && !quoted {
-            parts.push(&s[start..i]);
-            start = i + c.len_utf8();
-        }
-    }
-    parts.push(&s[start..]);
-    parts
 }
 
 /// The `Sec-WebSocket-Accept` value for a client key: "the base64-encoded
@@ -986,6 +932,69 @@ mod tests {
             parse(&buf).unwrap_err(),
             HandshakeError::InvalidHeader("Origin")
         ));
+    }
+
+    #[test]
+    fn extension_names_are_checked_parameters_are_not() {
+        let names = |value: &'static str| {
+            let mut lines = base();
+            lines.push(value);
+            parse(&request_with(&lines)).map(|r| r.expect("complete").0.extensions)
+        };
+        // Malformed parameters are the extension negotiation's business
+        // (permessage-deflate then declines: no compression, no error).
+        assert_eq!(
+            names("Sec-WebSocket-Extensions: permessage-deflate; x=\"unterminated, y").unwrap(),
+            ["permessage-deflate"]
+        );
+        assert_eq!(
+            names("Sec-WebSocket-Extensions: a; b c, d; =").unwrap(),
+            ["a", "d"]
+        );
+        // Empty elements, and parameters naming no extension, are skipped.
+        assert_eq!(
+            names("Sec-WebSocket-Extensions: , ;x=1, a ,,").unwrap(),
+            ["a"]
+        );
+        // A comma inside a quoted value does not split.
+        assert_eq!(
+            names("Sec-WebSocket-Extensions: a; p=\"1, b\", c").unwrap(),
+            ["a", "c"]
+        );
+        for bad in [
+            "Sec-WebSocket-Extensions: bad name",
+            "Sec-WebSocket-Extensions: a, (b)",
+            "Sec-WebSocket-Extensions: a \"b, c\"",
+            "Sec-WebSocket-Extensions: a=1",
+        ] {
+            assert!(
+                matches!(
+                    names(bad),
+                    Err(HandshakeError::InvalidHeader("Sec-WebSocket-Extensions"))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn subprotocols_are_a_token_list() {
+        let mut lines = base();
+        lines.push("Sec-WebSocket-Protocol: \t a ,b,\t,c\t");
+        let (req, _) = parse(&request_with(&lines)).unwrap().unwrap();
+        assert_eq!(req.subprotocols, ["a", "b", "c"]);
+        for bad in ["a b", "\"a\"", "a;b", "a/1", "a, \"b,c\""] {
+            let mut lines = base();
+            let line = format!("Sec-WebSocket-Protocol: {bad}");
+            lines.push(&line);
+            assert!(
+                matches!(
+                    parse(&request_with(&lines)),
+                    Err(HandshakeError::InvalidHeader("Sec-WebSocket-Protocol"))
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

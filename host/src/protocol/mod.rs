@@ -21,6 +21,7 @@ pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod header;
 pub mod utf8;
 
 pub use close::CloseCode;
