@@ -9,12 +9,14 @@
 //! was negotiated (the `Sec-WebSocket-Extensions` answer) and actually used
 //! (RSV1 on the server's frames, or bytes on the wire).
 //!
-//! The Python and Node clients are installed on first use: a venv with the
-//! latest `websockets` from PyPI in `<target>/interop/venv`, and the latest
-//! `ws` from npm in `<target>/interop/node`, each guarded by a file lock so
-//! that parallel test binaries do not race, and marked ready by a file
-//! written last. Without `python3` (or `node`/`npm`) the tests print SKIP and
-//! pass, unless `CI` is set: then they fail.
+//! The Python and Node clients are installed on first use, at pinned
+//! versions ([`WEBSOCKETS_VERSION`], [`WS_VERSION`]): a venv with `websockets`
+//! from PyPI in `<target>/interop/venv`, and `ws` from npm in
+//! `<target>/interop/node`, each guarded by a file lock so that parallel test
+//! binaries do not race, and marked ready by a file written last that names
+//! the version (so changing a pin reinstalls). Without `python3` (or
+//! `node`/`npm`) the tests print SKIP and pass, unless `CI` is set: then they
+//! fail.
 
 #[path = "interop/deflate_codec.rs"]
 mod deflate_codec;
@@ -33,6 +35,10 @@ use support::{Host, RawClient, op};
 use tokio_tungstenite::tungstenite::Message;
 
 const SIZES: [usize; 3] = [10, 10 << 10, 1 << 20];
+/// The release of Python's `websockets` the tests install.
+const WEBSOCKETS_VERSION: &str = "17.4";
+/// The release of Node's `ws` the tests install.
+const WS_VERSION: &str = "8.23.0";
 /// RSV1 as `encode_frame` takes it and `Frame::rsv` reports it.
 const RSV1: u8 = 0b100;
 
@@ -104,28 +110,30 @@ fn run_checked(mut cmd: Command, what: &str) {
 }
 
 /// Under an exclusive lock on `<interop>/NAME.lock`: unless `<dir>/.ready`
-/// exists, remove whatever a failed attempt left in `dir`, run `install`,
-/// then write `.ready`. Readers only trust `dir` once `.ready` exists.
-fn install_once(name: &str, install: impl FnOnce(&Path)) -> PathBuf {
+/// holds `installed` (what the install makes, e.g. `websockets==17.4`),
+/// remove whatever `dir` holds (a failed attempt or another version), run
+/// `install`, then write `installed` to `.ready`. Readers only trust `dir`
+/// once `.ready` says what they need.
+fn install_once(name: &str, installed: &str, install: impl FnOnce(&Path)) -> PathBuf {
     let interop = interop_dir();
     let dir = interop.join(name);
     let ready = dir.join(".ready");
     let lock = File::create(interop.join(format!("{name}.lock"))).expect("creating the lock file");
     lock.lock()
         .expect("locking the install of the interop clients");
-    if !ready.exists() {
+    if fs::read_to_string(&ready).ok().as_deref() != Some(installed) {
         if dir.exists() {
-            fs::remove_dir_all(&dir).expect("removing a half-made install");
+            fs::remove_dir_all(&dir).expect("removing a half-made or outdated install");
         }
         install(&dir);
-        fs::write(&ready, b"ok\n").expect("marking the install ready");
+        fs::write(&ready, installed).expect("marking the install ready");
     }
     drop(lock);
     dir
 }
 
-/// The venv's python with the latest `websockets`, or None (SKIP) without
-/// python3.
+/// The venv's python with `websockets` [`WEBSOCKETS_VERSION`], or None
+/// (SKIP) without python3.
 fn python() -> Option<PathBuf> {
     static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
     PYTHON
@@ -133,7 +141,8 @@ fn python() -> Option<PathBuf> {
             if !runs("python3") {
                 return missing("python3");
             }
-            let venv = install_once("venv", |venv| {
+            let requirement = format!("websockets=={WEBSOCKETS_VERSION}");
+            let venv = install_once("venv", &requirement, |venv| {
                 let mut cmd = Command::new("python3");
                 cmd.args(["-m", "venv"]).arg(venv);
                 run_checked(cmd, "creating the Python venv (python3 -m venv)");
@@ -144,17 +153,16 @@ fn python() -> Option<PathBuf> {
                     "install",
                     "--disable-pip-version-check",
                     "--quiet",
-                    "--upgrade",
-                    "websockets",
+                    &requirement,
                 ]);
-                run_checked(cmd, "pip install websockets");
+                run_checked(cmd, &format!("pip install {requirement}"));
             });
             Some(venv.join("bin").join("python"))
         })
         .clone()
 }
 
-/// A folder whose node_modules/ holds the latest `ws`, or None (SKIP)
+/// A folder whose node_modules/ holds `ws` [`WS_VERSION`], or None (SKIP)
 /// without node or npm.
 fn node_modules() -> Option<PathBuf> {
     static NODE: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -165,7 +173,8 @@ fn node_modules() -> Option<PathBuf> {
         if !runs("npm") {
             return missing("npm");
         }
-        Some(install_once("node", |dir| {
+        let package = format!("ws@{WS_VERSION}");
+        Some(install_once("node", &package, |dir| {
             fs::create_dir_all(dir).expect("creating <target>/interop/node");
             fs::write(
                 dir.join("package.json"),
@@ -178,10 +187,11 @@ fn node_modules() -> Option<PathBuf> {
                 "--no-audit",
                 "--no-fund",
                 "--silent",
-                "ws@latest",
+                "--save-exact",
+                &package,
             ])
             .current_dir(dir);
-            run_checked(cmd, "npm install ws");
+            run_checked(cmd, &format!("npm install {package}"));
         }))
     })
     .clone()
