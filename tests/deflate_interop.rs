@@ -421,6 +421,410 @@ fn json_reader_reads_what_the_scripts_print() {
 }
 
 // ---------------------------------------------------------------------------
+// Sec-WebSocket-Extensions, and what RFC 7692 allows in an answer
+// ---------------------------------------------------------------------------
+
+const PERMESSAGE_DEFLATE: &str = "permessage-deflate";
+const SERVER_NO_CONTEXT_TAKEOVER: &str = "server_no_context_takeover";
+const CLIENT_NO_CONTEXT_TAKEOVER: &str = "client_no_context_takeover";
+const SERVER_MAX_WINDOW_BITS: &str = "server_max_window_bits";
+const CLIENT_MAX_WINDOW_BITS: &str = "client_max_window_bits";
+
+/// One element of a `Sec-WebSocket-Extensions` list (RFC 6455 §9.1): an
+/// extension and its parameters, names lowercased, quoted values unquoted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Extension {
+    name: String,
+    params: Vec<(String, Option<String>)>,
+}
+
+impl Extension {
+    /// Whether parameter `name` is present, with or without a value.
+    fn has(&self, name: &str) -> bool {
+        self.params.iter().any(|(n, _)| n == name)
+    }
+
+    /// Parameter `name`: None if absent, `Some(None)` if without a value.
+    fn param(&self, name: &str) -> Option<Option<&str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_deref())
+    }
+
+    /// Parameter `name`'s value as window bits, if present with a valid one.
+    fn window_bits(&self, name: &str) -> Option<u8> {
+        self.param(name).flatten().and_then(window_bits)
+    }
+}
+
+impl std::fmt::Display for Extension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)?;
+        for (name, value) in &self.params {
+            match value {
+                Some(value) => write!(f, "; {name}={value}")?,
+                None => write!(f, "; {name}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `s` split at every `separator` outside a quoted string.
+fn split_unquoted(s: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == separator && !quoted {
+            parts.push(&s[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+/// Whether `s` is a token (RFC 7230 §3.2.6).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A parameter value: a token, or a quoted string, unescaped.
+fn unquote(value: &str) -> Result<String, String> {
+    if is_token(value) {
+        return Ok(value.to_owned());
+    }
+    let inner = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .ok_or_else(|| format!("bad parameter value {value:?}"))?;
+    let mut out = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().ok_or("a quoted value ends in \\")?),
+            '"' => return Err(format!("bad quoted value {value:?}")),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+/// Parse a `Sec-WebSocket-Extensions` value (several header lines joined
+/// with ", ").
+fn parse_extensions(value: &str) -> Result<Vec<Extension>, String> {
+    split_unquoted(value, ',')
+        .into_iter()
+        .map(|element| {
+            let mut parts = split_unquoted(element, ';').into_iter().map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            if !is_token(name) {
+                return Err(format!("bad extension name {name:?} in {value:?}"));
+            }
+            let params = parts
+                .map(|param| {
+                    let (name, value) = match param.split_once('=') {
+                        Some((name, value)) => (name.trim(), Some(unquote(value.trim())?)),
+                        None => (param, None),
+                    };
+                    if !is_token(name) {
+                        return Err(format!("bad parameter name {name:?} in {value:?}"));
+                    }
+                    Ok((name.to_ascii_lowercase(), value))
+                })
+                .collect::<Result<_, String>>()?;
+            Ok(Extension {
+                name: name.to_ascii_lowercase(),
+                params,
+            })
+        })
+        .collect()
+}
+
+/// A window-bits value as RFC 7692 §7.1.2 allows it: a decimal 8..=15
+/// without leading zeros.
+fn window_bits(value: &str) -> Option<u8> {
+    value
+        .parse()
+        .ok()
+        .filter(|bits: &u8| (8..=15).contains(bits) && bits.to_string() == value)
+}
+
+/// Why the server declines `offer`: because RFC 7692 §7.1 requires it (an
+/// unknown, repeated or badly valued parameter) or because it documents
+/// doing so (`server_max_window_bits=8`: zlib cannot compress with an 8-bit
+/// window). None: the server accepts it.
+fn why_declined(offer: &Extension) -> Option<String> {
+    if offer.name != PERMESSAGE_DEFLATE {
+        return Some(format!("{} is another extension", offer.name));
+    }
+    for (i, (name, value)) in offer.params.iter().enumerate() {
+        if offer.params[..i].iter().any(|(n, _)| n == name) {
+            return Some(format!("{name} is given twice"));
+        }
+        let name = name.as_str();
+        match (name, value.as_deref()) {
+            (SERVER_NO_CONTEXT_TAKEOVER | CLIENT_NO_CONTEXT_TAKEOVER, None)
+            | (CLIENT_MAX_WINDOW_BITS, None) => {}
+            (SERVER_NO_CONTEXT_TAKEOVER | CLIENT_NO_CONTEXT_TAKEOVER, Some(v)) => {
+                return Some(format!("{name}={v} has a value"));
+            }
+            (SERVER_MAX_WINDOW_BITS, None) => return Some(format!("{name} has no value")),
+            (SERVER_MAX_WINDOW_BITS | CLIENT_MAX_WINDOW_BITS, Some(v)) => match window_bits(v) {
+                None => return Some(format!("{name}={v} is not within 8..15")),
+                Some(8) if name == SERVER_MAX_WINDOW_BITS => {
+                    return Some(format!(
+                        "{name}=8: the server cannot compress with an 8-bit window"
+                    ));
+                }
+                Some(_) => {}
+            },
+            _ => return Some(format!("{name} is not a permessage-deflate parameter")),
+        }
+    }
+    None
+}
+
+/// The offer among `offered` (a request's `Sec-WebSocket-Extensions`) that
+/// the server must accept: the first permessage-deflate offer it does not
+/// decline (see [`why_declined`]); None if it must decline them all.
+fn offer_to_accept(offered: Option<&str>) -> Result<Option<Extension>, String> {
+    let Some(offered) = offered else {
+        return Ok(None);
+    };
+    Ok(parse_extensions(offered)?
+        .into_iter()
+        .find(|offer| why_declined(offer).is_none()))
+}
+
+/// Everything wrong with `answered` as the server's answer to `offered`:
+/// accepting or declining against [`offer_to_accept`], and the answer's
+/// parameters against what RFC 7692 §7.1 allows for the offer it accepts
+/// (`server_no_context_takeover` and `server_max_window_bits` kept when
+/// offered, `client_max_window_bits` only if offered), plus
+/// `client_no_context_takeover` echoed when offered (allowed to be left out
+/// by §7.1.1.2, but this server promises it). With `nothing_unasked` (the
+/// server's default configuration) it must also add no parameter the client
+/// did not offer.
+fn answer_problems(
+    offered: Option<&str>,
+    answered: Option<&str>,
+    nothing_unasked: bool,
+) -> Vec<String> {
+    let offer = match offer_to_accept(offered) {
+        Ok(offer) => offer,
+        Err(e) => return vec![format!("the test cannot read the offer: {e}")],
+    };
+    let (offer, answered) = match (offer, answered) {
+        (None, None) => return Vec::new(),
+        (None, Some(_)) => {
+            let reasons: Vec<String> = offered
+                .and_then(|o| parse_extensions(o).ok())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(why_declined)
+                .collect();
+            return vec![format!(
+                "answered, but must decline every offer ({})",
+                if reasons.is_empty() {
+                    "none was made".to_owned()
+                } else {
+                    reasons.join("; ")
+                }
+            )];
+        }
+        (Some(offer), None) => {
+            return vec![format!("declined, but must accept the offer `{offer}`")];
+        }
+        (Some(offer), Some(answered)) => (offer, answered),
+    };
+    let answer = match parse_extensions(answered) {
+        Ok(mut list) if list.len() == 1 && list[0].name == PERMESSAGE_DEFLATE => list.remove(0),
+        Ok(_) => {
+            return vec![format!(
+                "RFC 7692 §5: the answer to `{offer}` must be one permessage-deflate element"
+            )];
+        }
+        Err(e) => return vec![format!("the answer is not a valid extension list: {e}")],
+    };
+    let mut problems = Vec::new();
+    for (i, (name, value)) in answer.params.iter().enumerate() {
+        if answer.params[..i].iter().any(|(n, _)| n == name) {
+            problems.push(format!("RFC 7692 §7.1: {name} is in the answer twice"));
+        }
+        let name = name.as_str();
+        match (name, value.as_deref()) {
+            (SERVER_NO_CONTEXT_TAKEOVER | CLIENT_NO_CONTEXT_TAKEOVER, None) => {}
+            (SERVER_MAX_WINDOW_BITS | CLIENT_MAX_WINDOW_BITS, Some(v))
+                if window_bits(v).is_some() => {}
+            (SERVER_NO_CONTEXT_TAKEOVER | CLIENT_NO_CONTEXT_TAKEOVER, Some(v)) => problems.push(
+                format!("RFC 7692 §7.1.1: {name} takes no value, the answer has {name}={v}"),
+            ),
+            (SERVER_MAX_WINDOW_BITS | CLIENT_MAX_WINDOW_BITS, v) => problems.push(format!(
+                "RFC 7692 §7.1.2: {name} in an answer needs a value within 8..15, it has {v:?}"
+            )),
+            _ => problems.push(format!(
+                "RFC 7692 §7.1: {name} is not a permessage-deflate parameter"
+            )),
+        }
+    }
+    if offer.has(SERVER_NO_CONTEXT_TAKEOVER) && !answer.has(SERVER_NO_CONTEXT_TAKEOVER) {
+        problems.push(
+            "RFC 7692 §7.1.1.1: server_no_context_takeover was offered, so the answer must have it; \
+             it has not"
+                .to_owned(),
+        );
+    }
+    if offer.has(CLIENT_NO_CONTEXT_TAKEOVER) && !answer.has(CLIENT_NO_CONTEXT_TAKEOVER) {
+        problems.push(
+            "client_no_context_takeover was offered but not echoed (RFC 7692 §7.1.1.2 allows \
+             that, this server promises to echo it)"
+                .to_owned(),
+        );
+    }
+    if let Some(offered_bits) = offer.window_bits(SERVER_MAX_WINDOW_BITS) {
+        match answer.window_bits(SERVER_MAX_WINDOW_BITS) {
+            None => problems.push(format!(
+                "RFC 7692 §7.1.2.1: server_max_window_bits={offered_bits} was offered, so the answer \
+                 must have server_max_window_bits with a value of at most {offered_bits}; it has none"
+            )),
+            Some(bits) if bits > offered_bits => problems.push(format!(
+                "RFC 7692 §7.1.2.1: server_max_window_bits={offered_bits} was offered, the answer has \
+                 the larger server_max_window_bits={bits}"
+            )),
+            Some(_) => {}
+        }
+    }
+    match (
+        offer.param(CLIENT_MAX_WINDOW_BITS),
+        answer.window_bits(CLIENT_MAX_WINDOW_BITS),
+    ) {
+        (None, _) if answer.has(CLIENT_MAX_WINDOW_BITS) => problems.push(
+            "RFC 7692 §7.1.2.2: client_max_window_bits was not offered, so the answer must not \
+             have it; it has"
+                .to_owned(),
+        ),
+        (Some(Some(offered)), Some(bits)) if window_bits(offered).is_some_and(|o| bits > o) => {
+            problems.push(format!(
+                "RFC 7692 §7.1.2.2: client_max_window_bits={offered} was offered, the answer has \
+                 the larger client_max_window_bits={bits}"
+            ));
+        }
+        _ => {}
+    }
+    if nothing_unasked {
+        for name in [
+            SERVER_NO_CONTEXT_TAKEOVER,
+            CLIENT_NO_CONTEXT_TAKEOVER,
+            SERVER_MAX_WINDOW_BITS,
+        ] {
+            if answer.has(name) && !offer.has(name) {
+                problems.push(format!(
+                    "the answer has {name}, which was not offered (the default configuration \
+                     imposes nothing)"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn extension_lists_are_read_with_quotes_and_several_offers() {
+    let list = parse_extensions(
+        r#"x-foo; a="1,2;3", permessage-deflate; Server_Max_Window_Bits="10"; client_max_window_bits"#,
+    )
+    .unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0].param("a"), Some(Some("1,2;3")));
+    assert_eq!(list[1].window_bits(SERVER_MAX_WINDOW_BITS), Some(10));
+    assert_eq!(list[1].param(CLIENT_MAX_WINDOW_BITS), Some(None));
+    assert!(parse_extensions("permessage-deflate; a=\"1").is_err());
+    assert_eq!(window_bits("08"), None);
+    assert_eq!(window_bits("16"), None);
+}
+
+#[test]
+fn answer_rules_follow_rfc_7692() {
+    let offer = Some("permessage-deflate; server_max_window_bits=15; client_max_window_bits");
+    assert_eq!(
+        answer_problems(
+            offer,
+            Some("permessage-deflate; server_max_window_bits=15"),
+            true
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        answer_problems(offer, Some("permessage-deflate"), true).len(),
+        1
+    );
+    assert_eq!(answer_problems(offer, None, true).len(), 1);
+    let offer = Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+    assert_eq!(
+        answer_problems(
+            offer,
+            Some("permessage-deflate; client_max_window_bits=9"),
+            true
+        )
+        .len(),
+        3
+    );
+    assert_eq!(
+        answer_problems(
+            offer,
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
+            true
+        ),
+        Vec::<String>::new()
+    );
+    // The first offer declined, the second accepted.
+    let offers = Some(
+        "permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits=10",
+    );
+    assert_eq!(
+        answer_problems(
+            offers,
+            Some("permessage-deflate; client_max_window_bits=10"),
+            true
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        answer_problems(
+            offers,
+            Some("permessage-deflate; client_max_window_bits=11"),
+            true
+        )
+        .len(),
+        1
+    );
+    assert_eq!(
+        answer_problems(
+            Some("permessage-deflate; x=1"),
+            Some("permessage-deflate"),
+            true
+        )
+        .len(),
+        1
+    );
+    // Parameters the server imposes unasked.
+    let offer = Some("permessage-deflate; client_max_window_bits");
+    let imposed = Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=9");
+    assert_eq!(answer_problems(offer, imposed, false), Vec::<String>::new());
+    assert_eq!(answer_problems(offer, imposed, true).len(), 2);
+}
+
+// ---------------------------------------------------------------------------
 // Running the client scripts
 // ---------------------------------------------------------------------------
 
