@@ -1,29 +1,41 @@
 #!/usr/bin/env python3
 """permessage-deflate interop client built on the Python `websockets` library.
 
-Usage: websockets_client.py URL MODE
+Usage: websockets_client.py URL COMBINATIONS
 
-MODE is what the client offers:
-  default                    websockets' own default offer (compression="deflate")
-  client_no_context_takeover ClientPerMessageDeflateFactory(client_no_context_takeover=True)
-  server_no_context_takeover ClientPerMessageDeflateFactory(server_no_context_takeover=True)
-  client_max_window_bits=N   ClientPerMessageDeflateFactory(client_max_window_bits=N)
-  server_max_window_bits=N   ClientPerMessageDeflateFactory(server_max_window_bits=N)
-  none                       no compression offered (compression=None)
+COMBINATIONS is a JSON list; each item is one connection to make, in order:
+  {"compression": "deflate", "large": false}
+      websockets' own default offer (connect(compression="deflate"))
+  {"compression": null, "large": false}
+      no compression offered (connect(compression=None))
+  {"offers": [{"server_no_context_takeover": bool,
+               "client_no_context_takeover": bool,
+               "server_max_window_bits": null | 8..15,
+               "client_max_window_bits": null | true | 9..15}, ...],
+   "large": false}
+      one ClientPerMessageDeflateFactory per item of "offers", in that order
+      (several make several offers; websockets takes the first that accepts
+      the server's answer)
 
-Sends text and binary messages of 10 B, 10 KiB and 1 MiB, each twice (so that
-context takeover is exercised), to an echo server and checks every echo is
-exactly the message. For each echo it records whether the server's frame had
-RSV1 set (i.e. was compressed), seen by wrapping the negotiated extension's
-decoder, and the payload bytes of the echo's frames as they came off the wire.
+On each connection the client sends text and binary messages of 10 B and
+10 KiB (and 1 MiB if "large" is true), each twice (so that context takeover
+is exercised), to an echo server and checks every echo is exactly the
+message. For each echo it records whether the server's first frame had RSV1
+set (i.e. was compressed) and whether its own had, seen by wrapping the
+negotiated extension's decoder and encoder, and the payload bytes of the
+echo's frames as they came off the wire.
 
 Prints one JSON object on stdout:
-  {"library": "websockets X.Y", "response_extensions": "...",
-   "negotiated": "PerMessageDeflate(...)" | null,
-   "echoes": [{"kind": "text", "size": 10, "round": 0, "ok": true,
-               "rsv1": false, "sent_rsv1": true, "wire_size": 10}, ...],
-   "errors": [...]}
-and exits 1 if any echo differs (or anything else failed), 0 otherwise.
+  {"library": "websockets X.Y",
+   "combinations": [{"offered": "..." | null, "response_extensions": "..." | null,
+                     "negotiated": "PerMessageDeflate(...)" | null,
+                     "echoes": [{"kind": "text", "size": 10, "round": 0, "ok": true,
+                                 "rsv1": false, "sent_rsv1": true, "wire_size": 10}, ...],
+                     "errors": [...]}, ...]}
+with one item per combination, in order. A combination that fails (e.g. the
+client refuses the server's answer) records why in its "errors" and the
+client goes on with the next one. Exits 1 if any combination has errors, 2
+on bad usage, 0 otherwise.
 """
 
 import asyncio
@@ -33,9 +45,14 @@ import sys
 
 import websockets
 from websockets.asyncio.client import connect
-from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
+from websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    enable_client_permessage_deflate,
+)
+from websockets.headers import build_extension
 
-SIZES = [10, 10 * 1024, 1024 * 1024]
+SIZES = [10, 10 * 1024]
+LARGE_SIZES = SIZES + [1024 * 1024]
 ROUNDS = 2
 
 
@@ -77,87 +94,134 @@ def binary_message(size: int, seed: int) -> bytes:
     return bytes(out[:size])
 
 
-def extensions_for(mode: str):
-    """(extensions, compression) arguments of connect() for `mode`."""
-    if mode == "default":
-        return None, "deflate"
-    if mode == "none":
-        return None, None
-    if mode == "client_no_context_takeover":
-        return [ClientPerMessageDeflateFactory(client_no_context_takeover=True)], None
-    if mode == "server_no_context_takeover":
-        return [ClientPerMessageDeflateFactory(server_no_context_takeover=True)], None
-    if mode.startswith("client_max_window_bits="):
-        bits = int(mode.split("=", 1)[1])
-        return [ClientPerMessageDeflateFactory(client_max_window_bits=bits)], None
-    if mode.startswith("server_max_window_bits="):
-        bits = int(mode.split("=", 1)[1])
-        return [ClientPerMessageDeflateFactory(server_max_window_bits=bits)], None
-    raise SystemExit(f"unknown mode {mode!r}")
+MESSAGES = {}
 
 
-async def run(url: str, mode: str) -> dict:
-    extensions, compression = extensions_for(mode)
+def message(kind: str, size: int):
+    """The message of `kind` and `size`; the same object on every connection
+    (made once: the 1 MiB ones take a moment)."""
+    key = (kind, size)
+    if key not in MESSAGES:
+        seed = ["text", "binary"].index(kind) * 10 + LARGE_SIZES.index(size) + 1
+        MESSAGES[key] = text_message(size, seed) if kind == "text" else binary_message(size, seed)
+    return MESSAGES[key]
+
+
+class RecordingFactory(ClientPerMessageDeflateFactory):
+    """A ClientPerMessageDeflateFactory that records the server's
+    permessage-deflate answer before judging it, so that the answer is known
+    even when websockets refuses it and the handshake fails."""
+
+    def __init__(self, answers: list, **kwargs):
+        super().__init__(**kwargs)
+        self.answers = answers
+
+    def process_response_params(self, params, accepted_extensions):
+        answer = build_extension([(self.name, list(params))])
+        if answer not in self.answers:
+            self.answers.append(answer)
+        return super().process_response_params(params, accepted_extensions)
+
+
+def connect_arguments(combination: dict, answers: list):
+    """(extensions, compression, factories) for connect(): `factories` are the
+    extension factories the client offers, in order."""
+    if "offers" in combination:
+        factories = [RecordingFactory(answers, **offer) for offer in combination["offers"]]
+        return factories, None, factories
+    compression = combination.get("compression")
+    if compression == "deflate":
+        # What connect() does itself with compression="deflate".
+        return None, "deflate", enable_client_permessage_deflate(None)
+    if compression is None:
+        return None, None, []
+    raise ValueError(f"unknown combination {combination!r}")
+
+
+async def run_combination(url: str, combination: dict) -> dict:
+    """Connect once with `combination`'s offer and exchange the messages."""
+    answers = []
     result = {
-        "library": f"websockets {websockets.__version__}",
-        "mode": mode,
+        "offered": None,
         "response_extensions": None,
         "negotiated": None,
         "echoes": [],
         "errors": [],
     }
-    async with connect(
-        url,
-        extensions=extensions,
-        compression=compression,
-        max_size=None,
-        open_timeout=30,
-        close_timeout=10,
-        ping_interval=None,
-    ) as ws:
-        result["response_extensions"] = ws.response.headers.get("Sec-WebSocket-Extensions")
-        negotiated = list(ws.protocol.extensions)
-        if negotiated:
-            result["negotiated"] = repr(negotiated[0])
+    try:
+        extensions, compression, factories = connect_arguments(combination, answers)
+    except ValueError as exc:  # the library refuses the configuration
+        result["errors"].append(f"configuration refused: {exc}")
+        return result
+    if factories:
+        # What the client sends; replaced by the request's header once open.
+        result["offered"] = build_extension(
+            [(f.name, list(f.get_request_params())) for f in factories]
+        )
+    try:
+        async with connect(
+            url,
+            extensions=extensions,
+            compression=compression,
+            max_size=None,
+            open_timeout=30,
+            close_timeout=10,
+            ping_interval=None,
+        ) as ws:
+            result["offered"] = ws.request.headers.get("Sec-WebSocket-Extensions")
+            result["response_extensions"] = ws.response.headers.get("Sec-WebSocket-Extensions")
+            await exchange(ws, combination.get("large", False), result)
+            await ws.close()
+    except Exception as exc:  # report, per combination, what went wrong
+        if result["response_extensions"] is None and answers:
+            result["response_extensions"] = answers[0]
+        result["errors"].append(f"{type(exc).__name__}: {exc}")
+    return result
 
-        # Record RSV1 of every incoming data frame before the extension
-        # decodes it, and of every outgoing one after it encodes it.
-        received_rsv1 = []
-        received_bytes = [0]
-        sent_rsv1 = []
-        for ext in negotiated:
-            original_decode = ext.decode
-            original_encode = ext.encode
 
-            def decode(frame, *, max_size=None, _orig=original_decode):
-                if frame.opcode.value in (1, 2):
-                    received_rsv1.append(bool(frame.rsv1))
-                if frame.opcode.value in (0, 1, 2):
-                    received_bytes[0] += len(frame.data)
-                return _orig(frame, max_size=max_size)
+async def exchange(ws, large: bool, result: dict) -> None:
+    """Send every message twice on `ws` and record each echo in `result`."""
+    negotiated = list(ws.protocol.extensions)
+    if negotiated:
+        result["negotiated"] = repr(negotiated[0])
 
-            def encode(frame, _orig=original_encode):
-                out = _orig(frame)
-                if out.opcode.value in (1, 2):
-                    sent_rsv1.append(bool(out.rsv1))
-                return out
+    # Record RSV1 of every incoming data frame before the extension
+    # decodes it, and of every outgoing one after it encodes it.
+    received_rsv1 = []
+    received_bytes = [0]
+    sent_rsv1 = []
+    for ext in negotiated:
+        original_decode = ext.decode
+        original_encode = ext.encode
 
-            ext.decode = decode
-            ext.encode = encode
+        def decode(frame, *, max_size=None, _orig=original_decode):
+            if frame.opcode.value in (1, 2):
+                received_rsv1.append(bool(frame.rsv1))
+            if frame.opcode.value in (0, 1, 2):
+                received_bytes[0] += len(frame.data)
+            return _orig(frame, max_size=max_size)
 
-        seed = 0
-        for kind in ("text", "binary"):
-            for size in SIZES:
-                seed += 1
-                message = text_message(size, seed) if kind == "text" else binary_message(size, seed)
-                for rnd in range(ROUNDS):
-                    received_rsv1.clear()
-                    received_bytes[0] = 0
-                    sent_rsv1.clear()
-                    await ws.send(message)
-                    echo = await asyncio.wait_for(ws.recv(), timeout=60)
-                    ok = type(echo) is type(message) and echo == message
-                    entry = {
+        def encode(frame, _orig=original_encode):
+            out = _orig(frame)
+            if out.opcode.value in (1, 2):
+                sent_rsv1.append(bool(out.rsv1))
+            return out
+
+        ext.decode = decode
+        ext.encode = encode
+
+    for kind in ("text", "binary"):
+        for size in LARGE_SIZES if large else SIZES:
+            sent = message(kind, size)
+            for rnd in range(ROUNDS):
+                received_rsv1.clear()
+                received_bytes[0] = 0
+                sent_rsv1.clear()
+                await ws.send(sent)
+                echo = await asyncio.wait_for(ws.recv(), timeout=60)
+                ok = type(echo) is type(sent) and echo == sent
+                result["echoes"].append(
+                    {
                         "kind": kind,
                         "size": size,
                         "round": rnd,
@@ -168,29 +232,27 @@ async def run(url: str, mode: str) -> dict:
                         # (compressed size); null without an extension.
                         "wire_size": received_bytes[0] if negotiated else None,
                     }
-                    result["echoes"].append(entry)
-                    if not ok:
-                        got = len(echo) if isinstance(echo, (str, bytes)) else echo
-                        result["errors"].append(
-                            f"{kind} {size} B round {rnd}: echo differs "
-                            f"(got {type(echo).__name__} of length {got})"
-                        )
-        await ws.close()
-    return result
+                )
+                if not ok:
+                    got = len(echo) if isinstance(echo, (str, bytes)) else echo
+                    result["errors"].append(
+                        f"{kind} {size} B round {rnd}: echo differs "
+                        f"(got {type(echo).__name__} of length {got})"
+                    )
+
+
+async def run(url: str, combinations: list) -> list:
+    return [await run_combination(url, combination) for combination in combinations]
 
 
 def main() -> int:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    url, mode = sys.argv[1], sys.argv[2]
-    try:
-        result = asyncio.run(run(url, mode))
-    except Exception as exc:  # report, as JSON, what went wrong
-        print(json.dumps({"mode": mode, "errors": [f"{type(exc).__name__}: {exc}"]}))
-        return 1
-    print(json.dumps(result))
-    return 1 if result["errors"] else 0
+    url, combinations = sys.argv[1], json.loads(sys.argv[2])
+    results = asyncio.run(run(url, combinations))
+    print(json.dumps({"library": f"websockets {websockets.__version__}", "combinations": results}))
+    return 1 if any(r["errors"] for r in results) else 0
 
 
 if __name__ == "__main__":

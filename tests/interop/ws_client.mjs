@@ -1,38 +1,45 @@
 // permessage-deflate interop client built on Node's `ws` library.
 //
-// Usage: WS_NODE_MODULES=DIR node ws_client.mjs URL MODE
+// Usage: WS_NODE_MODULES=DIR node ws_client.mjs URL COMBINATIONS
 //
 // DIR is a folder whose node_modules/ holds `ws` (ESM import resolution does
 // not follow NODE_PATH, so the script loads it through createRequire).
 //
-// MODE is what the client offers (perMessageDeflate options; the threshold
-// is always 0 so that the client compresses every message):
-//   default                      perMessageDeflate: {}  (ws offers `client_max_window_bits`)
-//   client_no_context_takeover   clientNoContextTakeover: true
-//   server_no_context_takeover   serverNoContextTakeover: true
-//   client_max_window_bits=N     clientMaxWindowBits: N
-//   server_max_window_bits=N     serverMaxWindowBits: N
-//   none                         perMessageDeflate: false
+// COMBINATIONS is a JSON list; each item is one connection to make, in order:
+//   {"perMessageDeflate": false | true | {...options}, "large": false}
+// where the value is passed to `new WebSocket(url, {perMessageDeflate})` as
+// it is: `false` offers nothing, `true` is ws's default (threshold 1024), an
+// object sets serverNoContextTakeover, clientNoContextTakeover,
+// serverMaxWindowBits, clientMaxWindowBits, threshold, ... (a key left out is
+// `undefined`, which for clientMaxWindowBits offers the bare parameter).
 //
-// Sends text and binary messages of 10 B, 10 KiB and 1 MiB, each twice, to an
-// echo server and checks every echo is exactly the message. For each echo it
-// records the bytes the socket read and wrote meanwhile (the socket is made by
-// this script through `createConnection`), which shows whether the frames were
-// compressed.
+// On each connection the client sends text and binary messages of 10 B and
+// 10 KiB (and 1 MiB if "large" is true), each twice, to an echo server and
+// checks every echo is exactly the message. For each echo it records whether
+// the server's echo was compressed (RSV1: ws inflated it) and whether the
+// client's message was (ws deflated it), seen by wrapping the negotiated
+// extension's decompress and compress, and the bytes the socket read and
+// wrote meanwhile (the socket is made by this script through
+// `createConnection`).
 //
 // Prints one JSON object on stdout:
-//   {"library": "ws X.Y.Z", "response_extensions": "...", "extensions": "...",
-//    "echoes": [{"kind", "size", "round", "ok", "wire_read", "wire_written"}],
-//    "errors": [...]}
-// and exits 1 if any echo differs (or anything else failed), 0 otherwise.
+//   {"library": "ws X.Y.Z",
+//    "combinations": [{"offered": "..." | null, "response_extensions": "..." | null,
+//                      "extensions": "...",
+//                      "echoes": [{"kind", "size", "round", "ok", "rsv1", "sent_rsv1",
+//                                  "wire_read", "wire_written"}],
+//                      "errors": [...]}, ...]}
+// with one item per combination, in order. A combination that fails records
+// why in its "errors" and the client goes on with the next one. Exits 1 if
+// any combination has errors, 2 on bad usage, 0 otherwise.
 
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 
-const [url, mode] = process.argv.slice(2);
-if (!url || !mode) {
-  console.error('usage: WS_NODE_MODULES=DIR node ws_client.mjs URL MODE');
+const [url, combinationsJson] = process.argv.slice(2);
+if (!url || !combinationsJson) {
+  console.error('usage: WS_NODE_MODULES=DIR node ws_client.mjs URL COMBINATIONS');
   process.exit(2);
 }
 const dir = process.env.WS_NODE_MODULES;
@@ -44,8 +51,10 @@ const require = createRequire(path.join(path.resolve(dir), 'package.json'));
 const WebSocket = require('ws');
 const wsVersion = require('ws/package.json').version;
 
-const SIZES = [10, 10 * 1024, 1024 * 1024];
+const SIZES = [10, 10 * 1024];
+const LARGE_SIZES = [...SIZES, 1024 * 1024];
 const ROUNDS = 2;
+const EXTENSION = 'permessage-deflate';
 
 // A small deterministic PRNG (mulberry32).
 function rng(seed) {
@@ -97,106 +106,161 @@ function binaryMessage(size, seed) {
   return out;
 }
 
-function options(mode) {
-  const base = { threshold: 0 };
-  if (mode === 'none') return false;
-  if (mode === 'default') return base;
-  if (mode === 'client_no_context_takeover') return { ...base, clientNoContextTakeover: true };
-  if (mode === 'server_no_context_takeover') return { ...base, serverNoContextTakeover: true };
-  const m = /^(client|server)_max_window_bits=(\d+)$/.exec(mode);
-  if (m) {
-    const key = m[1] === 'client' ? 'clientMaxWindowBits' : 'serverMaxWindowBits';
-    return { ...base, [key]: Number(m[2]) };
+// The message of `kind` and `size`, made once (the 1 MiB ones take a moment).
+const messages = new Map();
+function message(kind, size) {
+  const key = `${kind} ${size}`;
+  if (!messages.has(key)) {
+    const seed = (kind === 'text' ? 0 : 10) + LARGE_SIZES.indexOf(size) + 1;
+    messages.set(key, kind === 'text' ? textMessage(size, seed) : binaryMessage(size, seed));
   }
-  throw new Error(`unknown mode ${mode}`);
+  return messages.get(key);
 }
 
-const result = {
-  library: `ws ${wsVersion}`,
-  mode,
-  response_extensions: null,
-  extensions: null,
-  echoes: [],
-  errors: [],
-};
-
-function finish(code) {
-  process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(code));
-}
-
-let socket;
-const ws = new WebSocket(url, {
-  perMessageDeflate: options(mode),
-  maxPayload: 64 * 1024 * 1024,
-  handshakeTimeout: 30000,
-  createConnection: (opts) => {
-    socket = net.connect(opts);
-    return socket;
-  },
-});
-
-ws.on('upgrade', (res) => {
-  result.response_extensions = res.headers['sec-websocket-extensions'] ?? null;
-});
-ws.on('error', (err) => {
-  result.errors.push(`error: ${err.message}`);
-  finish(1);
-});
-
-// Messages arrive one at a time: a queue of waiters.
-const waiters = [];
-ws.on('message', (data, isBinary) => {
-  const w = waiters.shift();
-  if (w) w({ data, isBinary });
-});
-const nextMessage = () =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('timed out waiting for an echo')), 60000);
-    waiters.push((m) => {
-      clearTimeout(timer);
-      resolve(m);
+// Open a connection offering `perMessageDeflate`; resolves to the socket and
+// WebSocket once open, recording the offer and the answer in `result` even
+// when ws refuses the answer (then it rejects).
+function open(perMessageDeflate, result) {
+  return new Promise((resolve, reject) => {
+    let socket;
+    const ws = new WebSocket(url, {
+      perMessageDeflate,
+      maxPayload: 64 * 1024 * 1024,
+      handshakeTimeout: 30000,
+      createConnection: (opts) => {
+        socket = net.connect(opts);
+        return socket;
+      },
+      finishRequest: (req) => {
+        result.offered = req.getHeader('Sec-WebSocket-Extensions') ?? null;
+        req.end();
+      },
+    });
+    // Emitted before ws judges the answer.
+    ws.on('upgrade', (res) => {
+      result.response_extensions = res.headers['sec-websocket-extensions'] ?? null;
+    });
+    ws.once('error', reject);
+    ws.once('open', () => {
+      ws.off('error', reject);
+      resolve({ ws, socket });
     });
   });
+}
 
-ws.on('open', async () => {
-  try {
-    result.extensions = ws.extensions;
-    let seed = 0;
-    for (const kind of ['text', 'binary']) {
-      for (const size of SIZES) {
-        seed += 1;
-        const message = kind === 'text' ? textMessage(size, seed) : binaryMessage(size, seed);
-        for (let round = 0; round < ROUNDS; round++) {
-          const read0 = socket.bytesRead;
-          const written0 = socket.bytesWritten;
-          const echo = nextMessage();
-          ws.send(message, { binary: kind === 'binary' });
-          const { data, isBinary } = await echo;
-          const ok =
-            isBinary === (kind === 'binary') &&
-            (kind === 'binary'
-              ? Buffer.compare(data, message) === 0
-              : data.toString('utf8') === message);
-          result.echoes.push({
-            kind,
-            size,
-            round,
-            ok,
-            wire_read: socket.bytesRead - read0,
-            wire_written: socket.bytesWritten - written0,
-          });
-          if (!ok) {
-            result.errors.push(
-              `${kind} ${size} B round ${round}: echo differs (got ${isBinary ? 'binary' : 'text'} of ${data.length} bytes)`,
-            );
-          }
+// Send every message twice on `ws` and record each echo in `result`.
+async function exchange(ws, socket, large, result) {
+  result.extensions = ws.extensions;
+  // Count the messages ws inflates and deflates: it calls the negotiated
+  // extension's decompress only for frames with RSV1, and compress only for
+  // messages it sends with RSV1. `_extensions` is ws's own (private) record of
+  // the negotiated extensions; there is no public one.
+  const counts = { inflated: 0, deflated: 0 };
+  const deflate = ws._extensions[EXTENSION];
+  if (deflate) {
+    const { decompress, compress } = deflate;
+    deflate.decompress = function (...args) {
+      counts.inflated++;
+      return decompress.apply(this, args);
+    };
+    deflate.compress = function (...args) {
+      counts.deflated++;
+      return compress.apply(this, args);
+    };
+  }
+
+  // Messages arrive one at a time: a queue of waiters, all failed at once if
+  // the connection fails or closes.
+  const waiters = [];
+  let failure = null;
+  const fail = (err) => {
+    failure = failure ?? err;
+    for (const w of waiters.splice(0)) w.reject(failure);
+  };
+  ws.on('error', fail);
+  ws.on('close', (code, reason) => fail(new Error(`connection closed: ${code} ${reason}`)));
+  ws.on('message', (data, isBinary) => {
+    const w = waiters.shift();
+    if (w) w.resolve({ data, isBinary });
+  });
+  const nextMessage = () =>
+    new Promise((resolve, reject) => {
+      if (failure) {
+        reject(failure);
+        return;
+      }
+      const timer = setTimeout(() => reject(new Error('timed out waiting for an echo')), 60000);
+      waiters.push({
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+    });
+
+  for (const kind of ['text', 'binary']) {
+    for (const size of large ? LARGE_SIZES : SIZES) {
+      const sent = message(kind, size);
+      for (let round = 0; round < ROUNDS; round++) {
+        const read0 = socket.bytesRead;
+        const written0 = socket.bytesWritten;
+        counts.inflated = 0;
+        counts.deflated = 0;
+        const echo = nextMessage();
+        ws.send(sent, { binary: kind === 'binary' });
+        const { data, isBinary } = await echo;
+        const ok =
+          isBinary === (kind === 'binary') &&
+          (kind === 'binary' ? Buffer.compare(data, sent) === 0 : data.toString('utf8') === sent);
+        result.echoes.push({
+          kind,
+          size,
+          round,
+          ok,
+          rsv1: counts.inflated > 0,
+          sent_rsv1: counts.deflated > 0,
+          wire_read: socket.bytesRead - read0,
+          wire_written: socket.bytesWritten - written0,
+        });
+        if (!ok) {
+          result.errors.push(
+            `${kind} ${size} B round ${round}: echo differs (got ${isBinary ? 'binary' : 'text'} of ${data.length} bytes)`,
+          );
         }
       }
     }
-    ws.close(1000);
-    ws.on('close', () => finish(result.errors.length ? 1 : 0));
+  }
+  const closed = new Promise((resolve) => ws.once('close', resolve));
+  ws.close(1000);
+  await closed;
+}
+
+async function runCombination(combination) {
+  const result = {
+    offered: null,
+    response_extensions: null,
+    extensions: null,
+    echoes: [],
+    errors: [],
+  };
+  try {
+    const { ws, socket } = await open(combination.perMessageDeflate, result);
+    await exchange(ws, socket, combination.large ?? false, result);
   } catch (err) {
     result.errors.push(`${err.name}: ${err.message}`);
-    finish(1);
   }
-});
+  return result;
+}
+
+const results = [];
+for (const combination of JSON.parse(combinationsJson)) {
+  results.push(await runCombination(combination));
+}
+const report = { library: `ws ${wsVersion}`, combinations: results };
+process.stdout.write(JSON.stringify(report) + '\n', () =>
+  process.exit(results.some((r) => r.errors.length) ? 1 : 0),
+);
