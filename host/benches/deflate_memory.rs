@@ -29,7 +29,7 @@
 //! **Codec** (`--only codec`, in process, not run by default): the same messages through wsbox's
 //! `MessageDeflater`/`MessageInflater` and through plain flate2, per message, with one deflater
 //! and with 50 or 500 used in turn (as a server with that many busy connections does: each
-//! compressor's ~370 KiB of state is then cold in the caches, which is most of the difference
+//! compressor's state (sizes in README.md) is then cold in the caches, which is most of the difference
 //! between the codec's cost in isolation and the server's extra CPU per compressed echo).
 //!
 //! The host binary is copied to a temporary file first, so that a concurrent rebuild of
@@ -625,7 +625,7 @@ fn codec() -> Result<()> {
         println!("  flate2 Compress level {level}, one call, 4 KiB out  {us:>7.2} µs ({b:.0} B)");
     }
     // The same, with one deflater per connection used in turn, as the server does: each
-    // message then finds its compressor's ~370 KiB state cold in the caches.
+    // message then finds its compressor's state (sizes in README.md) cold in the caches.
     for conns in [50usize, 500] {
         let mut ds: Vec<MessageDeflater> = (0..conns)
             .map(|_| MessageDeflater::new(&Negotiated::default(), &DeflateConfig::default()))

@@ -133,14 +133,6 @@ pub enum HandshakeError {
     /// More than `max_headers` header fields → 431.
     #[error("too many request headers")]
     TooManyHeaders,
-    /// The `Origin` is not in the server's allow-list (RFC 6455 §4.2.2:
-    /// "the server MAY ... reply with an appropriate HTTP error code (such
-    /// as 403 Forbidden)").
-    #[error("origin not allowed")]
-    OriginNotAllowed,
-    /// The server is at its connection limit; the client may retry.
-    #[error("server busy, retry later")]
-    ServerBusy,
 }
 
 impl HandshakeError {
@@ -150,8 +142,6 @@ impl HandshakeError {
             HandshakeError::MethodNotAllowed => 405,
             HandshakeError::UnsupportedVersion => 426,
             HandshakeError::HeadersTooLarge | HandshakeError::TooManyHeaders => 431,
-            HandshakeError::OriginNotAllowed => 403,
-            HandshakeError::ServerBusy => 503,
             HandshakeError::UnsupportedHttpVersion
             | HandshakeError::Malformed(_)
             | HandshakeError::InvalidTarget
@@ -186,7 +176,6 @@ impl HandshakeError {
             // Required) and a |Sec-WebSocket-Version| header field indicating
             // the version(s) the server is capable of understanding" (§4.4).
             HandshakeError::UnsupportedVersion => out.push_str("Sec-WebSocket-Version: 13\r\n"),
-            HandshakeError::ServerBusy => out.push_str("Retry-After: 1\r\n"),
             _ => {}
         }
         out.push_str("\r\n");
@@ -367,19 +356,6 @@ pub fn parse_request(
         host: Some(host),
     };
     Ok(Some((request, consumed)))
-}
-
-/// Check the request's `Origin` against an allow-list; an empty list allows
-/// every origin (and requests without one). Origins compare ASCII
-/// case-insensitively, as RFC 6454 §6.2 serializes them in lower case.
-pub fn check_origin(request: &Request, allowed: &[String]) -> Result<(), HandshakeError> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    match &request.origin {
-        Some(origin) if allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) => Ok(()),
-        _ => Err(HandshakeError::OriginNotAllowed),
-    }
 }
 
 /// The request target in origin-form: origin-form as is; absolute-form
@@ -1132,22 +1108,5 @@ mod tests {
         assert_eq!(standard_reason(499), "Client Error");
         assert_eq!(standard_reason(599), "Server Error");
         assert_eq!(standard_reason(1000), "Unknown");
-    }
-
-    #[test]
-    fn origin_allow_list() {
-        let raw = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-Origin: https://Good.example\r\n\r\n";
-        let (request, _) = parse_request(raw, &HandshakeLimits::default())
-            .unwrap()
-            .unwrap();
-        assert!(check_origin(&request, &[]).is_ok());
-        assert!(check_origin(&request, &["https://good.example".to_owned()]).is_ok());
-        let refused = check_origin(&request, &["https://other.example".to_owned()]).unwrap_err();
-        assert_eq!(refused.status(), 403);
-        let busy = String::from_utf8(HandshakeError::ServerBusy.response()).unwrap();
-        assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
-        assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
     }
 }
