@@ -43,10 +43,10 @@ fn write_by_rename(path: &Path, bytes: &[u8]) {
 }
 
 /// A component that imports an interface version the host does not have:
-/// the echo guest with `log@0.1.0` renamed to `log@0.9.0`.
+/// the echo guest with `log@0.1.1` renamed to `log@0.9.1`.
 fn wrong_import_component() -> Vec<u8> {
     let bytes = std::fs::read(guest("echo")).unwrap();
-    let (from, to) = (b"wsbox:websocket/log@0.1.0", b"wsbox:websocket/log@0.9.0");
+    let (from, to) = (b"wsbox:websocket/log@0.1.1", b"wsbox:websocket/log@0.9.1");
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -173,7 +173,7 @@ async fn twenty_swaps_under_load_lose_nothing_and_a_broken_file_is_refused() {
             writes.push((written, serving));
             let line = host.wait_for_log(&["new version refused"]);
             assert!(
-                line.contains("wsbox:websocket/log@0.9.0"),
+                line.contains("wsbox:websocket/log@0.9.1"),
                 "the refusal does not name the missing import: {line}"
             );
             tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -80,6 +80,7 @@ pub mod log;
 mod message;
 mod pending;
 mod request;
+mod topics;
 
 pub use connection::Connection;
 pub use error::{ConnectionError, Error, HandshakeError};
@@ -87,6 +88,7 @@ pub use handler::HandlerReturn;
 pub use message::{FromMessage, Message};
 pub use pending::{AcceptOptions, PendingConnection, RejectOptions};
 pub use request::{Header, Request};
+pub use topics::{Delivery, Event, TopicMessage};
 
 /// `Result<T, guest_sdk::Error>`: what a handler using `?` on both the
 /// handshake and the connection returns.
@@ -104,6 +106,7 @@ pub mod bindings {
         path: "../wit",
         world: "wsbox:websocket/handler",
         ownership: Borrowing { duplicate_if_necessary: true },
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "__export_handler_impl",
         default_bindings_module: "guest_sdk::bindings",

@@ -101,6 +101,16 @@ pub struct ServeArgs {
     /// them run to their end.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub drain_after: Option<Duration>,
+    /// Most bytes a connection may have waiting (to be written, or for its
+    /// guest) before messages published to its topics are dropped for it
+    /// (or it is closed, with --close-slow-subscribers). A guest's own
+    /// sends are not dropped: they wait.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    pub max_backpressure: u64,
+    /// Close a subscriber over --max-backpressure with 1008 instead of
+    /// dropping topic messages for it.
+    #[arg(long)]
+    pub close_slow_subscribers: bool,
     /// Origins allowed to connect, comma-separated (e.g.
     /// https://example.com); others get 403. Empty: every origin.
     #[arg(long, value_delimiter = ',', default_value = "")]
@@ -180,6 +190,8 @@ impl ServeArgs {
             ping_interval: nonzero(self.ping_interval),
             idle_timeout: nonzero(self.idle_timeout),
             shutdown_grace: self.shutdown_grace,
+            max_backpressure: usize::try_from(self.max_backpressure).unwrap_or(usize::MAX),
+            close_slow_subscribers: self.close_slow_subscribers,
             deflate,
             ..ServerConfig::default()
         }

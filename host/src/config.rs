@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::protocol::ConnectionConfig;
 use crate::protocol::deflate::DeflateConfig;
+use crate::session::topics::TopicsConfig;
 
 /// Everything `host serve` can be told. Each field documents its default.
 #[derive(Clone, Debug)]
@@ -54,6 +55,13 @@ pub struct ServerConfig {
     /// Once this many bytes of frames are waiting to be written, a guest's
     /// `send` waits for the socket to drain (backpressure). Default 1 MiB.
     pub write_buffer_high_water: usize,
+    /// Most bytes a connection may have waiting (frames to write, or topic
+    /// messages for its guest) before topic deliveries to it are dropped
+    /// (or it is closed, see `close_slow_subscribers`). Default 1 MiB.
+    pub max_backpressure: usize,
+    /// Close a subscriber over `max_backpressure` with 1008 instead of
+    /// dropping its topic messages. Default `false`.
+    pub close_slow_subscribers: bool,
     /// Origins allowed to connect (e.g. `https://example.com`); requests
     /// with another or no `Origin` get 403. Default empty: all origins.
     pub allowed_origins: Vec<String>,
@@ -78,6 +86,15 @@ pub struct ServerConfig {
 const INBOUND_HIGH_WATER: usize = 1 << 20;
 
 impl ServerConfig {
+    /// What the topics do with slow subscribers under this configuration.
+    pub fn topics_config(&self) -> TopicsConfig {
+        TopicsConfig {
+            max_backpressure: self.max_backpressure,
+            close_slow_subscribers: self.close_slow_subscribers,
+            deflate: self.deflate.clone(),
+        }
+    }
+
     /// The protocol rules each connection follows under this configuration.
     pub fn connection_config(&self) -> ConnectionConfig {
         ConnectionConfig {
@@ -108,6 +125,8 @@ impl Default for ServerConfig {
             cache_dir: None,
             drain_after: None,
             write_buffer_high_water: 1 << 20,
+            max_backpressure: 1 << 20,
+            close_slow_subscribers: false,
             allowed_origins: Vec::new(),
             ping_interval: Some(Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(120)),

@@ -19,7 +19,8 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of guest component `name` (a package: `echo`, `auth`, `misbehave`),
+/// Path of guest component `name` (a package: `echo`, `auth`, `broadcast`,
+/// `chat`, `misbehave`, `topicker`),
 /// built for wasm32-wasip2 once per test process.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -44,7 +45,17 @@ fn build_guests() -> PathBuf {
     let status = Command::new(cargo)
         .current_dir(workspace())
         .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-        .args(["-p", "echo", "-p", "auth", "-p", "misbehave"])
+        .args([
+            "-p",
+            "echo",
+            "-p",
+            "auth",
+            "-p",
+            "misbehave",
+            "-p",
+            "topicker",
+        ])
+        .args(["-p", "broadcast", "-p", "chat"])
         .arg("--target-dir")
         .arg(&target_dir)
         .env_remove("RUSTFLAGS")

@@ -25,11 +25,14 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use thiserror::Error;
 
+use bytes::Bytes;
+
 use super::close::{CloseCode, MAX_REASON_LEN};
 use super::decoder::{DataMessage, Decoder, DecoderConfig, Event};
-use super::deflate::{self, DeflateConfig, MessageDeflater, MessageInflater};
+use super::deflate::{self, DeflateConfig, MessageDeflater, MessageInflater, Negotiated};
 use super::encoder::Encoder;
 use super::error::ProtocolError;
+use super::fanout::Published;
 use super::frame::OpCode;
 use super::handshake::{self, Request, ResponseError};
 
@@ -91,6 +94,42 @@ impl Incoming {
             Incoming::Message(DataMessage::Binary(data)) | Incoming::Pong(data) => data.len(),
         }
     }
+}
+
+/// A message published to a topic, delivered to an application that asked
+/// for its topics' messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicMessage {
+    /// The topic.
+    pub topic: std::sync::Arc<str>,
+    /// Text (valid UTF-8) or binary.
+    pub text: bool,
+    /// The payload, shared by every subscriber.
+    pub payload: Bytes,
+    /// The publishing connection's id.
+    pub publisher: u64,
+}
+
+/// Something for the application, in the order it happened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConnEvent {
+    /// A message (or pong) from the peer.
+    Message(Incoming),
+    /// A delivered topic message.
+    Topic(TopicMessage),
+    /// The connection is ending (reported like `receive`'s errors).
+    Closed(ConnectionError),
+}
+
+/// What became of one topic delivery to one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Queued.
+    Queued,
+    /// The connection's queue is over its backpressure limit: dropped.
+    Dropped,
+    /// The connection is closing or gone: nothing more is delivered.
+    Closed,
 }
 
 /// A message the application sends.
@@ -361,8 +400,19 @@ pub struct Connection {
     encoder: Encoder,
     /// Encoded bytes waiting for the writer.
     out: Vec<u8>,
-    inbound: VecDeque<Incoming>,
+    /// Messages from the peer, with their arrival number.
+    inbound: VecDeque<(u64, Incoming)>,
     inbound_bytes: usize,
+    /// Topic messages for the application, with their arrival number.
+    topic_inbound: VecDeque<(u64, TopicMessage)>,
+    topic_bytes: usize,
+    /// Arrival numbers, so `next_event` keeps the order between the two
+    /// queues.
+    next_arrival: u64,
+    /// Topic deliveries dropped for backpressure.
+    dropped: u64,
+    /// What permessage-deflate negotiated, if it did.
+    negotiated: Option<Negotiated>,
     receive_pongs: bool,
     subprotocol: Option<String>,
     extensions: Option<String>,
@@ -390,6 +440,11 @@ impl Connection {
             out: Vec::new(),
             inbound: VecDeque::new(),
             inbound_bytes: 0,
+            topic_inbound: VecDeque::new(),
+            topic_bytes: 0,
+            next_arrival: 0,
+            dropped: 0,
+            negotiated: None,
             receive_pongs: false,
             subprotocol: None,
             extensions: None,
@@ -493,6 +548,7 @@ impl Connection {
             Phase::Open | Phase::Rejected => None,
         };
         self.decoder = Some(decoder);
+        self.negotiated = negotiated;
         self.receive_pongs = params.receive_pongs;
         self.subprotocol = params.subprotocol;
         self.extensions = extensions;
@@ -547,7 +603,7 @@ impl Connection {
         if self.phase != Phase::Open {
             return Err(ConnectionError::ConnectionClosed);
         }
-        if let Some(incoming) = self.inbound.pop_front() {
+        if let Some((_, incoming)) = self.inbound.pop_front() {
             let high_water = self.config.inbound_high_water;
             let was_above = self.inbound_bytes >= high_water;
             self.inbound_bytes -= incoming.len();
@@ -741,14 +797,113 @@ impl Connection {
         self.encoder
             .encode_close(Some(frame.code), &frame.reason, &mut self.out);
         if initiator == Initiator::Failure {
-            self.inbound.clear();
-            self.inbound_bytes = 0;
+            self.drop_inbound();
         }
         self.closing = Closing::CloseSent {
             initiator,
             deadline: now + self.config.close_timeout,
         };
         self.wakes.add(Wakes::ALL);
+    }
+
+    // -- topics and events --------------------------------------------------
+
+    /// Whether topic messages may still be delivered: accepted, not
+    /// closing from our side, not failed, not gone.
+    fn takes_topic_messages(&self) -> bool {
+        self.phase == Phase::Open && matches!(self.closing, Closing::Open) && !self.gone
+    }
+
+    /// Queue a published message for the peer, unless more than `limit`
+    /// bytes would then wait to be written. The frame is the shared one
+    /// where this connection's compression allows (none, a message too
+    /// short to compress, or no server context takeover); with context
+    /// takeover this connection's own compressor frames it.
+    pub fn queue_published(&mut self, published: &mut Published, limit: usize) -> Delivery {
+        if !self.takes_topic_messages() {
+            return Delivery::Closed;
+        }
+        if self.out.len() + published.plain_frame().len() > limit {
+            self.dropped += 1;
+            return Delivery::Dropped;
+        }
+        match &self.negotiated {
+            Some(negotiated) if published.worth_compressing() => {
+                if negotiated.server_no_context_takeover {
+                    let frame =
+                        published.shared_compressed_frame(negotiated.server_max_window_bits);
+                    self.out.extend_from_slice(frame);
+                } else {
+                    self.encoder.encode_message(
+                        published.opcode(),
+                        published.payload(),
+                        &mut self.out,
+                    );
+                }
+            }
+            _ => self.out.extend_from_slice(published.plain_frame()),
+        }
+        self.wakes.writer = true;
+        Delivery::Queued
+    }
+
+    /// Queue a topic message for the application, unless more than `limit`
+    /// bytes of them would then wait.
+    pub fn deliver_to_guest(&mut self, message: TopicMessage, limit: usize) -> Delivery {
+        if !self.takes_topic_messages() {
+            return Delivery::Closed;
+        }
+        if self.topic_bytes + message.payload.len() > limit {
+            self.dropped += 1;
+            return Delivery::Dropped;
+        }
+        self.topic_bytes += message.payload.len();
+        self.topic_inbound.push_back((self.next_arrival, message));
+        self.next_arrival += 1;
+        self.wakes.guest = true;
+        Delivery::Queued
+    }
+
+    /// Topic deliveries dropped so far because this connection was over its
+    /// backpressure limit.
+    pub fn dropped_deliveries(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The next event for the application, without waiting: peer messages
+    /// and topic messages in arrival order, then the close (as
+    /// [`Connection::receive`] reports it). `None`: nothing yet.
+    pub fn next_event(&mut self, now: Instant) -> Option<ConnEvent> {
+        let topic_first = match (self.topic_inbound.front(), self.inbound.front()) {
+            (Some((topic, _)), Some((peer, _))) => topic < peer,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if topic_first && let Some((_, message)) = self.topic_inbound.pop_front() {
+            self.topic_bytes -= message.payload.len();
+            return Some(ConnEvent::Topic(message));
+        }
+        match self.receive(now) {
+            Ok(Some(incoming)) => Some(ConnEvent::Message(incoming)),
+            Ok(None) => None,
+            Err(error) => Some(ConnEvent::Closed(error)),
+        }
+    }
+
+    /// Whether [`Connection::next_event`] would return something (what an
+    /// application waiting for events waits for).
+    pub fn event_ready(&self) -> bool {
+        if !self.inbound.is_empty() || !self.topic_inbound.is_empty() {
+            return true;
+        }
+        if self.phase != Phase::Open || self.gone || self.close_reported {
+            return true;
+        }
+        match &self.closing {
+            Closing::Open => false,
+            Closing::FailurePending { .. } | Closing::Complete { .. } => true,
+            Closing::CloseSent { initiator, .. } => *initiator != Initiator::Application,
+        }
     }
 
     // -- bytes in -----------------------------------------------------------
@@ -843,8 +998,17 @@ impl Connection {
 
     fn queue_inbound(&mut self, incoming: Incoming) {
         self.inbound_bytes += incoming.len();
-        self.inbound.push_back(incoming);
+        self.inbound.push_back((self.next_arrival, incoming));
+        self.next_arrival += 1;
         self.wakes.guest = true;
+    }
+
+    /// A failed connection owes the application nothing more.
+    fn drop_inbound(&mut self) {
+        self.inbound.clear();
+        self.inbound_bytes = 0;
+        self.topic_inbound.clear();
+        self.topic_bytes = 0;
     }
 
     fn on_protocol_error(&mut self, error: &ProtocolError, now: Instant) {
@@ -855,8 +1019,7 @@ impl Connection {
         if let Closing::CloseSent { initiator, .. } = &mut self.closing {
             // Our close is out already (its deadline stands): read no more.
             *initiator = Initiator::Failure;
-            self.inbound.clear();
-            self.inbound_bytes = 0;
+            self.drop_inbound();
             self.wakes.add(Wakes::ALL);
         } else if self.inbound.is_empty() {
             self.send_close(Initiator::Failure, &frame, now);

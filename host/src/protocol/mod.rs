@@ -6,6 +6,7 @@
 //! - [`decoder`]: the receive state machine (frames → messages and control
 //!   events), enforcing every framing rule as bytes arrive.
 //! - [`encoder`]: unmasked server frames.
+//! - [`fanout`]: a published message framed once for its subscribers.
 //! - [`connection`]: one connection's rules (handshake answer, closing
 //!   handshake, close timeout, keep-alive) over the decoder and encoder.
 //! - [`frame`]: header coding and masking; [`utf8`]: incremental validation;
@@ -19,6 +20,7 @@ pub mod decoder;
 pub mod deflate;
 pub mod encoder;
 pub mod error;
+pub mod fanout;
 pub mod frame;
 pub mod handshake;
 pub mod header;

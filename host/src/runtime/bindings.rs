@@ -8,6 +8,20 @@ pub struct PendingConnectionResource;
 /// The host-side representation of a guest's `connection` handle.
 pub struct ConnectionResource;
 
+/// What a guest's `events-ready` pollable waits on: the connection having an
+/// event for `next-event`.
+pub struct EventsReady {
+    /// The connection whose events are awaited.
+    pub conn: crate::session::ConnectionHandle,
+}
+
+#[async_trait::async_trait]
+impl wasmtime_wasi::p2::Pollable for EventsReady {
+    async fn ready(&mut self) {
+        self.conn.wait_event().await;
+    }
+}
+
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "handler",
@@ -16,6 +30,9 @@ wasmtime::component::bindgen!({
     with: {
         "wsbox:websocket/websocket.pending-connection": PendingConnectionResource,
         "wsbox:websocket/websocket.connection": ConnectionResource,
+        // WASI's poll and clocks are wasmtime-wasi's own (linked with the
+        // rest of WASI), so a guest's `pollable`s mix freely.
+        "wasi": wasmtime_wasi::p2::bindings,
     },
 });
 

@@ -6,12 +6,19 @@
 use wasmtime::component::Resource;
 
 use super::GuestState;
-use super::bindings::{ConnectionResource, PendingConnectionResource, log, types, websocket};
+use bytes::Bytes;
+use wasmtime_wasi::p2::DynPollable;
+
+use super::bindings::{
+    ConnectionResource, EventsReady, PendingConnectionResource, log, types, websocket,
+};
 use crate::protocol::DataMessage;
 use crate::protocol::connection::{
-    AcceptParams, AnswerError, ConnectionError, Incoming, Outgoing, RejectParams,
+    AcceptParams, AnswerError, ConnEvent, ConnectionError, Incoming, Outgoing, RejectParams,
+    TopicMessage,
 };
 use crate::protocol::handshake::ResponseError;
+use crate::session::topics::{DeliveryMode, TopicError};
 
 impl types::Host for GuestState {}
 impl websocket::Host for GuestState {}
@@ -113,12 +120,12 @@ impl websocket::HostConnection for GuestState {
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Result<types::Message, types::ConnectionError>> {
-        let result = match self.conn().receive().await {
-            Ok(Incoming::Message(DataMessage::Text(text))) => Ok(types::Message::Text(text)),
-            Ok(Incoming::Message(DataMessage::Binary(data))) => Ok(types::Message::Binary(data)),
-            Ok(Incoming::Pong(data)) => Ok(types::Message::Pong(data)),
-            Err(error) => Err(connection_error(error)),
-        };
+        let result = self
+            .conn()
+            .receive()
+            .await
+            .map(message_to_wit)
+            .map_err(connection_error);
         Ok(result)
     }
 
@@ -160,10 +167,122 @@ impl websocket::HostConnection for GuestState {
         Ok(result.map_err(connection_error))
     }
 
+    async fn id(&mut self, _this: Resource<ConnectionResource>) -> wasmtime::Result<u64> {
+        Ok(self.conn().id())
+    }
+
+    async fn subscribe(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+        topic: String,
+        delivery: types::Delivery,
+    ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
+        let mode = match delivery {
+            types::Delivery::Socket => DeliveryMode::Socket,
+            types::Delivery::Guest => DeliveryMode::Guest,
+        };
+        Ok(self.conn().subscribe(&topic, mode).map_err(topic_error))
+    }
+
+    async fn unsubscribe(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+        topic: String,
+    ) -> wasmtime::Result<Result<bool, types::ConnectionError>> {
+        Ok(Ok(self.conn().unsubscribe(&topic)))
+    }
+
+    async fn publish(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+        topic: String,
+        message: types::Message,
+        options: types::PublishOptions,
+    ) -> wasmtime::Result<Result<u32, types::ConnectionError>> {
+        let (text, payload) = match message {
+            types::Message::Text(text) => (true, Bytes::from(text)),
+            types::Message::Binary(data) => (false, Bytes::from(data)),
+            types::Message::Pong(_) => {
+                return Ok(Err(types::ConnectionError::InvalidArgument(
+                    "only text and binary messages can be published".into(),
+                )));
+            }
+        };
+        let result = self
+            .conn()
+            .publish(&topic, text, payload, options.include_self);
+        Ok(result.map(|report| report.queued).map_err(topic_error))
+    }
+
+    async fn subscriber_count(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+        topic: String,
+    ) -> wasmtime::Result<Result<u32, types::ConnectionError>> {
+        let count = self.conn().subscriber_count(&topic);
+        Ok(count
+            .map(|count| u32::try_from(count).unwrap_or(u32::MAX))
+            .map_err(topic_error))
+    }
+
+    async fn events_ready(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+    ) -> wasmtime::Result<Resource<DynPollable>> {
+        let conn = self.conn().clone();
+        let ready = self.table().push(EventsReady { conn })?;
+        wasmtime_wasi::p2::subscribe(self.table(), ready)
+    }
+
+    async fn next_event(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+    ) -> wasmtime::Result<Option<types::Event>> {
+        Ok(self.conn().next_event().map(|event| match event {
+            ConnEvent::Message(incoming) => types::Event::Message(message_to_wit(incoming)),
+            ConnEvent::Topic(message) => types::Event::Topic(topic_message_to_wit(message)),
+            ConnEvent::Closed(error) => types::Event::Closed(connection_error(error)),
+        }))
+    }
+
     async fn drop(&mut self, this: Resource<ConnectionResource>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
         Ok(())
     }
+}
+
+/// The WIT form of a received message.
+fn message_to_wit(incoming: Incoming) -> types::Message {
+    match incoming {
+        Incoming::Message(DataMessage::Text(text)) => types::Message::Text(text),
+        Incoming::Message(DataMessage::Binary(data)) => types::Message::Binary(data),
+        Incoming::Pong(data) => types::Message::Pong(data),
+    }
+}
+
+/// The WIT form of a delivered topic message.
+fn topic_message_to_wit(message: TopicMessage) -> types::TopicMessage {
+    let payload = message.payload.to_vec();
+    let body = if message.text {
+        // Published as a WIT `string`, so UTF-8; checked again rather than
+        // trusted.
+        match String::from_utf8(payload) {
+            Ok(text) => types::Message::Text(text),
+            Err(error) => types::Message::Binary(error.into_bytes()),
+        }
+    } else {
+        types::Message::Binary(payload)
+    };
+    types::TopicMessage {
+        topic: message.topic.to_string(),
+        message: body,
+        publisher: message.publisher,
+    }
+}
+
+/// The WIT form of a refused topic call.
+fn topic_error(error: TopicError) -> types::ConnectionError {
+    types::ConnectionError::InvalidArgument(error.to_string())
 }
 
 fn outgoing(message: &types::Message) -> Outgoing<'_> {

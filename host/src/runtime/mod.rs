@@ -30,7 +30,7 @@ use wasmtime::{
 
 use crate::config::ServerConfig;
 use crate::session::{ConnectionHandle, GuestFailure, GuestOutcome};
-use bindings::{Handler, HandlerPre, PendingConnectionResource};
+use bindings::{HandlerPre, PendingConnectionResource};
 use limits::GuestLimiter;
 pub use state::GuestState;
 
@@ -112,11 +112,13 @@ impl Runtime {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).context("linking WASI")?;
-        Handler::add_to_linker::<_, wasmtime::component::HasSelf<GuestState>>(
-            &mut linker,
-            |state| state,
-        )
-        .context("linking the wsbox world")?;
+        // The world's own interfaces; its WASI imports (poll, clocks) came
+        // with WASI above.
+        type Own = wasmtime::component::HasSelf<GuestState>;
+        bindings::types::add_to_linker::<_, Own>(&mut linker, |state| state)
+            .and_then(|()| bindings::websocket::add_to_linker::<_, Own>(&mut linker, |state| state))
+            .and_then(|()| bindings::log::add_to_linker::<_, Own>(&mut linker, |state| state))
+            .context("linking the wsbox world")?;
 
         let ticks = Arc::new(AtomicU64::new(0));
         spawn_epoch_ticker(engine.clone(), ticks.clone());

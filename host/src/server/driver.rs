@@ -158,7 +158,12 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             .unwrap()
             .unwrap();
         let remote = "127.0.0.1:1".parse().unwrap();
-        ConnectionHandle::new(1, remote, request, Arc::new(config), 1 << 20)
+        let topics = crate::session::topics::Topics::new(crate::session::topics::TopicsConfig {
+            max_backpressure: 1 << 20,
+            close_slow_subscribers: false,
+            deflate: crate::protocol::deflate::DeflateConfig::default(),
+        });
+        ConnectionHandle::new(1, remote, request, Arc::new(config), 1 << 20, topics)
     }
 
     fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {

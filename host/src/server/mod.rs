@@ -25,6 +25,7 @@ use crate::config::ServerConfig;
 use crate::protocol::handshake::{self, HandshakeError, HandshakeLimits, Request};
 use crate::protocol::{CloseCode, ConnectionConfig};
 use crate::runtime::{Guest, Runtime};
+use crate::session::topics::Topics;
 use crate::session::{ConnectionHandle, GuestOutcome};
 use policy::Refusal;
 
@@ -35,6 +36,8 @@ pub struct Server {
     config: Arc<ServerConfig>,
     /// The protocol rules every connection follows, built once.
     connection_config: Arc<ConnectionConfig>,
+    /// Every topic, shared by all connections and guest versions.
+    topics: Arc<Topics>,
     next_id: AtomicU64,
     /// One permit per TCP connection, handshakes included: the connection
     /// limit, and (all permits back) the sign that every connection ended.
@@ -65,6 +68,7 @@ impl Server {
             guest: Arc::new(ArcSwap::from_pointee(guest)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             connection_config: Arc::new(config.connection_config()),
+            topics: Topics::new(config.topics_config()),
             config,
             next_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
@@ -102,6 +106,11 @@ impl Server {
             }
         }
         closed
+    }
+
+    /// The host's topics.
+    pub fn topics(&self) -> &Arc<Topics> {
+        &self.topics
     }
 
     /// How many connections are open (handshake done).
@@ -239,6 +248,7 @@ impl Server {
             request,
             self.connection_config.clone(),
             self.config.write_buffer_high_water,
+            self.topics.clone(),
         );
         self.live
             .lock()
@@ -262,6 +272,15 @@ impl Server {
             conn.guest_finished(&outcome);
         };
         tokio::join!(guest_part, driver::run_io(&conn, stream, buf));
+        conn.leave_topics();
+        let dropped = conn.with_state(|state| state.dropped_deliveries());
+        if dropped > 0 {
+            tracing::info!(
+                conn = id,
+                dropped,
+                "topic messages dropped for backpressure"
+            );
+        }
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -9,6 +9,7 @@
 //! machine says has news. The mutex is never held across an `.await`.
 
 pub mod outcome;
+pub mod topics;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -18,12 +19,15 @@ use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use crate::protocol::CloseCode;
+use bytes::Bytes;
+
 use crate::protocol::connection::{
-    AcceptParams, AnswerError, Connection, ConnectionConfig, ConnectionError, GuestEnd, Incoming,
-    Outgoing, RejectParams, Wakes,
+    AcceptParams, AnswerError, ConnEvent, Connection, ConnectionConfig, ConnectionError, GuestEnd,
+    Incoming, Outgoing, RejectParams, Wakes,
 };
 use crate::protocol::handshake::Request;
 pub use outcome::{GuestFailure, GuestOutcome};
+use topics::{DeliveryMode, PublishReport, TopicError, Topics};
 
 /// State shared by the reader, the writer and the guest of one connection.
 struct Shared {
@@ -33,6 +37,9 @@ struct Shared {
     /// Once this many bytes wait to be written, the guest's sends wait.
     write_high_water: usize,
     state: Mutex<Connection>,
+    topics: Arc<Topics>,
+    /// The topics this connection subscribes to, to leave them at its end.
+    subscriptions: Mutex<Vec<Arc<str>>>,
     guest_wake: Notify,
     writer_wake: Notify,
     reader_wake: Notify,
@@ -53,6 +60,7 @@ impl ConnectionHandle {
         request: Request,
         config: Arc<ConnectionConfig>,
         write_high_water: usize,
+        topics: Arc<Topics>,
     ) -> Self {
         let state = Connection::new(config, Instant::now().into_std());
         Self {
@@ -62,6 +70,8 @@ impl ConnectionHandle {
                 request,
                 write_high_water,
                 state: Mutex::new(state),
+                topics,
+                subscriptions: Mutex::new(Vec::new()),
                 guest_wake: Notify::new(),
                 writer_wake: Notify::new(),
                 reader_wake: Notify::new(),
@@ -201,6 +211,73 @@ impl ConnectionHandle {
         };
         let now = Instant::now().into_std();
         self.with_state(|state| state.guest_finished(end, now));
+    }
+
+    /// The next event (peer message, delivered topic message, or the
+    /// close), without waiting.
+    pub fn next_event(&self) -> Option<ConnEvent> {
+        let now = Instant::now().into_std();
+        self.with_state(|state| state.next_event(now))
+    }
+
+    /// Resolves once [`Self::next_event`] has something.
+    pub async fn wait_event(&self) {
+        loop {
+            let notified = self.shared.guest_wake.notified();
+            if self.lock().event_ready() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn subscriptions(&self) -> MutexGuard<'_, Vec<Arc<str>>> {
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Subscribe to `topic` (again: change the delivery mode).
+    pub fn subscribe(&self, topic: &str, mode: DeliveryMode) -> Result<(), TopicError> {
+        let name = self.shared.topics.subscribe(self, topic, mode)?;
+        let mut subscriptions = self.subscriptions();
+        if !subscriptions.contains(&name) {
+            subscriptions.push(name);
+        }
+        Ok(())
+    }
+
+    /// Unsubscribe from `topic`; whether it was subscribed.
+    pub fn unsubscribe(&self, topic: &str) -> bool {
+        self.subscriptions().retain(|name| &**name != topic);
+        self.shared.topics.unsubscribe(self.id(), topic)
+    }
+
+    /// Publish to `topic`'s subscribers (not this connection, unless
+    /// `include_self`). Never waits.
+    pub fn publish(
+        &self,
+        topic: &str,
+        text: bool,
+        payload: Bytes,
+        include_self: bool,
+    ) -> Result<PublishReport, TopicError> {
+        self.shared
+            .topics
+            .publish(topic, text, payload, self.id(), include_self)
+    }
+
+    /// How many connections subscribe to `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> Result<usize, TopicError> {
+        Topics::check_name(topic)?;
+        Ok(self.shared.topics.subscriber_count(topic))
+    }
+
+    /// Leave every topic (the connection ended).
+    pub fn leave_topics(&self) {
+        let names = std::mem::take(&mut *self.subscriptions());
+        self.shared.topics.unsubscribe_all(self.id(), &names);
     }
 
     async fn wait_for_drain(&self) -> Result<(), ConnectionError> {
