@@ -203,7 +203,17 @@ def inflate():
     write("inflate", "roundtrip_no_context", b"\xf8abcabcabcabcMSG!abcabcabcabc")
 
 
+def connection():
+    # setup byte, then operations (see fuzz_targets/connection.rs): 13 =
+    # accept, 1 = a valid peer frame, 2 = receive, 3 = send, 4 = close,
+    # 5 = host close, 6 = time passes, 7 = the writer drains, 9 = the guest
+    # ends, 10 = a published message, 11 = a guest delivery, 12 = next event.
+    write("connection", "accept_echo_close", bytes([0x00, 13, 1, 0x41, 7, 2, 3, 5, 7, 4, 0, 7, 6, 10, 7]))
+    write("connection", "compressed_topics", bytes([0x03, 13, 1, 0x81, 10, 3, 7, 1, 8, 7, 11, 1, 12, 0, 7, 9, 1, 7]))
+    write("connection", "timeouts", bytes([0x02, 13, 7, 6, 60, 7, 6, 255, 7, 6, 255, 7, 6, 255, 7]))
+
+
 if __name__ == "__main__":
     shutil.rmtree(ROOT, ignore_errors=True)
-    for gen in (handshake, frame_header, decoder, utf8, close_payload, deflate_offers, inflate):
+    for gen in (handshake, frame_header, decoder, utf8, close_payload, deflate_offers, inflate, connection):
         gen()
