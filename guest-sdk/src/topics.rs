@@ -23,6 +23,7 @@
 //!                 conn.send_text(format!("moderator says: {:?}", topic_message.message))?;
 //!             }
 //!             Event::Timeout => conn.send_text("still there?")?,
+//!             _ => {}
 //!         }
 //!     }
 //! }
