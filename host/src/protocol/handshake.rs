@@ -385,7 +385,7 @@ pub fn check_origin(request: &Request, allowed: &[String]) -> Result<(), Handsha
 /// The request target in origin-form: origin-form as is; absolute-form
 /// (`scheme://authority[/path][?query]`) reduced to path and query, with an
 /// empty path becoming `/`. Asterisk- and authority-form are refused.
-fn origin_form(target: &str) -> Option<String> {
+pub fn origin_form(target: &str) -> Option<String> {
     if target.starts_with('/') {
         return Some(target.to_owned());
     }

@@ -4,9 +4,12 @@
 //! - [`driver`]: moves one connection's bytes and time through its protocol
 //!   state machine.
 //! - [`policy`]: the server's own refusals (origin allow-list, busy).
+//! - [`static_files`]: the sans-IO half of answering plain HTTP requests
+//!   (no upgrade) with files.
 
 pub mod driver;
 pub mod policy;
+pub mod static_files;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
