@@ -213,7 +213,14 @@ def connection():
     write("connection", "timeouts", bytes([0x02, 13, 7, 6, 60, 7, 6, 255, 7, 6, 255, 7, 6, 255, 7]))
 
 
+def static_path():
+    write("static_path", "index", b"\x00/")
+    write("static_path", "nested", b"\x00/css/site%20main.css")
+    write("static_path", "traversal", b"\x00/%2e%2e/%2E./secret")
+    write("static_path", "request", b"\x01GET /docs/?x=1 HTTP/1.1\r\nHost: h\r\nIf-None-Match: \"a\", W/\"b\"\r\n\r\n")
+
+
 if __name__ == "__main__":
     shutil.rmtree(ROOT, ignore_errors=True)
-    for gen in (handshake, frame_header, decoder, utf8, close_payload, deflate_offers, inflate, connection):
+    for gen in (handshake, frame_header, decoder, utf8, close_payload, deflate_offers, inflate, connection, static_path):
         gen()

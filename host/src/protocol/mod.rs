@@ -6,6 +6,8 @@
 //! - [`decoder`]: the receive state machine (frames → messages and control
 //!   events), enforcing every framing rule as bytes arrive.
 //! - [`encoder`]: unmasked server frames.
+//! - [`static_files`]: plain HTTP requests for `--static` files: safe
+//!   paths, content types, conditional requests, response heads.
 //! - [`fanout`]: a published message framed once for its subscribers.
 //! - [`connection`]: one connection's rules (handshake answer, closing
 //!   handshake, close timeout, keep-alive) over the decoder and encoder.
@@ -24,6 +26,7 @@ pub mod fanout;
 pub mod frame;
 pub mod handshake;
 pub mod header;
+pub mod static_files;
 pub mod utf8;
 
 pub use close::CloseCode;

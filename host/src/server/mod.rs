@@ -4,14 +4,13 @@
 //! - [`driver`]: moves one connection's bytes and time through its protocol
 //!   state machine.
 //! - [`policy`]: the server's own refusals (origin allow-list, busy).
-//! - [`static_files`] (sans-IO) and `plain` (IO): plain HTTP requests on
+//! - `plain` (IO, over [`crate::protocol::static_files`]): plain HTTP requests on
 //!   the same port, answered with `--static` files or the `--devconsole`
 //!   page.
 
 pub mod driver;
 mod plain;
 pub mod policy;
-pub mod static_files;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

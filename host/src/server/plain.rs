@@ -1,7 +1,7 @@
 //! Answering plain HTTP requests (no WebSocket upgrade) on the WebSocket
 //! port: the `--devconsole` page and `--static` files. One request per
 //! connection: the answer says `Connection: close` and the connection
-//! closes after it. The decisions are sans-IO, in [`super::static_files`];
+//! closes after it. The decisions are sans-IO, in [`crate::protocol::static_files`];
 //! this module resolves paths on disk and streams files.
 
 use std::net::SocketAddr;
@@ -11,11 +11,11 @@ use std::time::SystemTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use super::static_files::{
+use crate::config::ServerConfig;
+use crate::protocol::static_files::{
     CONSOLE_PATH, INDEX_FILE, Method, PlainRequest, ResponseHead, StaticError, Validators,
     content_type, directory_redirect, file_head, safe_path,
 };
-use crate::config::ServerConfig;
 
 /// The built-in dev console: one self-contained page (inline CSS and JS).
 const CONSOLE_HTML: &str = include_str!("devconsole.html");
