@@ -112,7 +112,9 @@ impl Host {
                 if let Some(addr) = line.split("listening on ws://").nth(1)
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                    // Up to a space (human logs) or a quote (JSON logs).
+                    let addr = addr.split(|c: char| c.is_whitespace() || c == '"').next();
+                    let _ = tx.send(addr.unwrap_or("").to_owned());
                 }
                 eprintln!("[host] {line}");
                 sink.lock().unwrap().push(line);

@@ -213,6 +213,7 @@ impl Server {
     }
 
     async fn handle_tcp(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+        let started = std::time::Instant::now();
         // Small frames must not wait for Nagle: we batch writes ourselves.
         let _ = stream.set_nodelay(true);
         let mut buf = BytesMut::with_capacity(4096);
@@ -298,8 +299,40 @@ impl Server {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        tracing::debug!(conn = id, "connection finished");
+        access_log(&conn, &version, started.elapsed());
     }
+}
+
+/// The access log: one info line per connection that reached the guest,
+/// under the target `wsbox::access` (so `RUST_LOG=wsbox::access=info`
+/// selects it). The path is logged without its query, which often
+/// carries credentials.
+fn access_log(conn: &ConnectionHandle, version: &str, duration: Duration) {
+    let (stats, status, close, subprotocol) = conn.with_state(|state| {
+        (
+            state.stats(),
+            state.status(),
+            state.first_close(),
+            state.subprotocol().map(str::to_owned),
+        )
+    });
+    tracing::info!(
+        target: "wsbox::access",
+        conn = conn.id(),
+        remote = %conn.remote(),
+        path = conn.request().path(),
+        subprotocol,
+        version,
+        status,
+        duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        messages_in = stats.messages_received,
+        bytes_in = stats.bytes_received,
+        messages_out = stats.messages_sent,
+        bytes_out = stats.bytes_sent,
+        close_code = close.map(|(code, _)| code.0),
+        closed_by = close.map_or("none", |(_, by)| by.as_str()),
+        "connection finished"
+    );
 }
 
 /// How long a refused client gets to stop sending before its socket closes.
