@@ -52,6 +52,9 @@ usage: cargo bench -p host --bench echo -- [options]
   --client-threads N  client threads, each a current-thread runtime    [1]
   --native-as-wsbox   validation: run the native server in the wsbox slot too
                       (the wsbox/native ratios should then come out near 1.00)
+  --metrics           also run wsbox with --metrics-listen (as wsbox+metrics),
+                      to measure what counting costs
+  --host-arg ARG      pass ARG to `host serve` (repeat for several)
 ";
 
 /// Bound on the closing handshakes after a run.
@@ -90,6 +93,8 @@ fn main() -> ExitCode {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
     Wsbox,
+    /// wsbox with `--metrics-listen`.
+    WsboxMetrics,
     Native,
 }
 
@@ -106,6 +111,8 @@ struct Options {
     guest: PathBuf,
     client_threads: usize,
     native_as_wsbox: bool,
+    metrics: bool,
+    host_args: Vec<String>,
 }
 
 impl Options {
@@ -124,6 +131,8 @@ impl Options {
             guest: root.join("target/wasm32-wasip2/release/echo.wasm"),
             client_threads: 1,
             native_as_wsbox: false,
+            metrics: false,
+            host_args: Vec::new(),
         };
         let mut flags = Flags::new(args);
         while let Some(mut flag) = flags.next_flag() {
@@ -152,6 +161,8 @@ impl Options {
                 "--guest" => o.guest = flag.value()?.into(),
                 "--client-threads" => o.client_threads = flag.number()?,
                 "--native-as-wsbox" => o.native_as_wsbox = true,
+                "--metrics" => o.metrics = true,
+                "--host-arg" => o.host_args.push(flag.value()?),
                 // `cargo bench` passes `--bench` to harness-less benches.
                 "--bench" => {}
                 "-h" | "--help" => return Ok(None),
@@ -174,6 +185,7 @@ impl Options {
     fn kinds(&self) -> Vec<Kind> {
         match self.only {
             Some(kind) => vec![kind],
+            None if self.metrics => vec![Kind::Wsbox, Kind::WsboxMetrics, Kind::Native],
             None => vec![Kind::Wsbox, Kind::Native],
         }
     }
@@ -335,12 +347,30 @@ fn print_report(o: &Options, results: &[ServerResult]) {
         );
     }
 
-    let [wsbox, native] = results else { return };
+    // Each wsbox variant against the last result (native), and with
+    // metrics against without.
+    let Some((native, variants)) = results.split_last() else {
+        return;
+    };
+    if native.label == "native" {
+        for variant in variants {
+            print_ratios(variant, native);
+        }
+    }
+    if let [wsbox, metrics, ..] = results
+        && metrics.label == "wsbox+metrics"
+    {
+        print_ratios(metrics, wsbox);
+    }
+}
+
+/// How `a` compares to `b`, round by round.
+fn print_ratios(a: &ServerResult, b: &ServerResult) {
     println!();
-    println!("{} / {}:", wsbox.label, native.label);
+    println!("{} / {}:", a.label, b.label);
     println!("{:>3} {:>8} {:>15}", "P", "msgs/s", "server CPU/msg");
-    for w in &wsbox.rounds {
-        if let Some(n) = native.rounds.iter().find(|n| n.inflight == w.inflight) {
+    for w in &a.rounds {
+        if let Some(n) = b.rounds.iter().find(|n| n.inflight == w.inflight) {
             println!(
                 "{:>3} {:>7.2}x {:>14.2}x",
                 w.inflight,
@@ -351,7 +381,7 @@ fn print_report(o: &Options, results: &[ServerResult]) {
     }
     println!(
         "idle memory per connection: {:.2}x",
-        wsbox.memory.kib_per_connection() / native.memory.kib_per_connection()
+        a.memory.kib_per_connection() / b.memory.kib_per_connection()
     );
 }
 
@@ -363,7 +393,17 @@ fn start_server(kind: Kind, o: &Options) -> Result<Server> {
     let addr = free_port()?;
     let (label, cmd) = match kind {
         Kind::Wsbox if o.native_as_wsbox => ("wsbox=native", native_command(addr)?),
-        Kind::Wsbox => ("wsbox", serve_command(&o.host_bin, &o.guest, addr)),
+        Kind::Wsbox => {
+            let mut cmd = serve_command(&o.host_bin, &o.guest, addr);
+            cmd.args(&o.host_args);
+            ("wsbox", cmd)
+        }
+        Kind::WsboxMetrics => {
+            let mut cmd = serve_command(&o.host_bin, &o.guest, addr);
+            cmd.args(&o.host_args)
+                .args(["--metrics-listen", "127.0.0.1:0"]);
+            ("wsbox+metrics", cmd)
+        }
         Kind::Native => ("native", native_command(addr)?),
     };
     let log = std::env::temp_dir().join(format!("wsbox-bench-echo-{label}.log"));

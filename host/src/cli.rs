@@ -156,6 +156,11 @@ pub struct ServeArgs {
     /// no files; such requests get 400.
     #[arg(long = "static", value_name = "DIR", value_parser = parse_static_dir)]
     pub static_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, with /healthz and
+    /// /readyz, on this separate address (e.g. 127.0.0.1:9090). Default:
+    /// no metrics are kept.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Serve a dev console at /__wsbox/console: a page to connect to any
     /// path of this host, send text or binary messages and watch the
     /// traffic.
@@ -207,6 +212,7 @@ impl ServeArgs {
             deflate,
             static_dir: self.static_dir.clone(),
             devconsole: self.devconsole,
+            metrics_listen: self.metrics_listen,
             ..ServerConfig::default()
         }
     }

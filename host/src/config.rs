@@ -87,6 +87,9 @@ pub struct ServerConfig {
     /// Serve the built-in dev console page at `/__wsbox/console` (with or
     /// without `static_dir`). Default `false`.
     pub devconsole: bool,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`. `None`: no
+    /// metrics are kept. Default `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// While this many bytes of received messages wait for the guest, the host
@@ -150,6 +153,7 @@ impl Default for ServerConfig {
             deflate: DeflateConfig::default(),
             static_dir: None,
             devconsole: false,
+            metrics_listen: None,
         }
     }
 }

@@ -6,9 +6,9 @@
 //! 1. [`protocol`]: the sans-IO core (handshake, frames, messages, close,
 //!    permessage-deflate, and one connection's rules as a state machine):
 //!    plain functions and state machines over bytes and time.
-//! 2. [`config`] and [`session`]: what the runtime and the server share:
-//!    every knob with its default; the guest-facing connection handle and
-//!    how a guest's run ended.
+//! 2. [`config`], [`session`] and [`metrics`]: what the runtime and the
+//!    server share: every knob with its default; the guest-facing
+//!    connection handle and how a guest's run ended; the process's metrics.
 //! 3. [`runtime`] (wasmtime: engine, component loading, the WIT host) and
 //!    [`server`] (IO: listener, per-connection driver), which starts guests
 //!    through the runtime.
@@ -22,6 +22,8 @@ pub mod protocol;
 
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod metrics;
 #[cfg(feature = "server")]
 pub mod session;
 

@@ -9,6 +9,7 @@ use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 use wsbox::cli::{CheckArgs, Cli, Command, LogFormat, ServeArgs};
 use wsbox::config::ServerConfig;
+use wsbox::metrics::Metrics;
 use wsbox::reload::Reloader;
 use wsbox::runtime::Runtime;
 use wsbox::server::Server;
@@ -116,6 +117,30 @@ fn check_map_count(max_connections: usize) {
     }
 }
 
+/// Keep metrics and serve them (with the health checks) on `addr`.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    wasm: &Arc<Runtime>,
+    server: &Arc<Server>,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new(server.topics().clone());
+    wasm.set_metrics(metrics.clone());
+    server.set_metrics(metrics.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))?;
+    let local = listener
+        .local_addr()
+        .context("reading the metrics address")?;
+    tracing::info!("metrics on http://{local}/metrics");
+    tokio::spawn(wsbox::server::admin::serve(
+        listener,
+        server.clone(),
+        metrics,
+    ));
+    Ok(())
+}
+
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Arc::new(args.config());
     check_map_count(config.max_connections);
@@ -134,6 +159,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .context("reading the listen address")?;
         let version = guest.version().to_owned();
         let server = Server::new(wasm.clone(), guest, config.clone());
+        if let Some(addr) = config.metrics_listen {
+            serve_metrics(addr, &wasm, &server).await?;
+        }
         // Watching starts before we say we listen: a change made after
         // that line is never missed.
         Reloader::new(wasm, server.clone(), args.app.clone(), config.drain_after).spawn()?;

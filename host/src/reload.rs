@@ -24,6 +24,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::metrics::SwapResult;
 use crate::runtime::{Guest, Runtime, one_line, version_of};
 use crate::server::Server;
 
@@ -176,6 +177,7 @@ impl Reloader {
                 return;
             }
             Ok(Err(error)) => {
+                self.count(SwapResult::Refused);
                 tracing::error!(
                     app = %self.path.display(),
                     version = current,
@@ -185,6 +187,7 @@ impl Reloader {
                 return;
             }
             Err(error) => {
+                self.count(SwapResult::Refused);
                 tracing::error!(
                     app = %self.path.display(),
                     version = current,
@@ -202,12 +205,21 @@ impl Reloader {
             "hot swap"
         );
         self.server.swap_guest(guest);
+        self.count(SwapResult::Swapped);
         if let Some(delay) = self.drain_after {
             let server = self.server.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 drain_old_versions(&server);
             });
+        }
+    }
+}
+
+impl Reloader {
+    fn count(&self, result: SwapResult) {
+        if let Some(metrics) = self.server.metrics() {
+            metrics.guest_swapped(result);
         }
     }
 }

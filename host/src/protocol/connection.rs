@@ -491,6 +491,8 @@ pub struct Connection {
     guest_done: bool,
     /// Counts of messages and bytes each way.
     stats: ConnectionStats,
+    /// The counts when [`Connection::take_unreported_stats`] last ran.
+    reported: ConnectionStats,
     /// Bytes of HTTP response at the front of `out` (not frame bytes).
     unsent_http: usize,
     /// The HTTP status the handshake was answered with.
@@ -529,6 +531,7 @@ impl Connection {
             close_reported: false,
             guest_done: false,
             stats: ConnectionStats::default(),
+            reported: ConnectionStats::default(),
             unsent_http: 0,
             status: None,
             first_close: None,
@@ -564,6 +567,14 @@ impl Connection {
     /// Messages and bytes each way so far.
     pub fn stats(&self) -> ConnectionStats {
         self.stats
+    }
+
+    /// What the counts gained since this was last called (for metrics that
+    /// add connections' traffic in bulk).
+    pub fn take_unreported_stats(&mut self) -> ConnectionStats {
+        let new = self.stats.since(&self.reported);
+        self.reported = self.stats;
+        new
     }
 
     /// The HTTP status the opening handshake was answered with (101, the

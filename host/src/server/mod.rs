@@ -4,10 +4,13 @@
 //! - [`driver`]: moves one connection's bytes and time through its protocol
 //!   state machine.
 //! - [`policy`]: the server's own refusals (origin allow-list, busy).
+//! - [`admin`]: the `--metrics-listen` port (`/metrics`, `/healthz`,
+//!   `/readyz`).
 //! - `plain` (IO, over [`crate::protocol::static_files`]): plain HTTP requests on
 //!   the same port, answered with `--static` files or the `--devconsole`
 //!   page.
 
+pub mod admin;
 pub mod driver;
 mod plain;
 pub mod policy;
@@ -15,7 +18,7 @@ pub mod policy;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -26,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 use crate::protocol::handshake::{self, HandshakeError, HandshakeLimits, Request};
 use crate::protocol::{CloseCode, ConnectionConfig};
 use crate::runtime::{Guest, Runtime};
@@ -49,6 +53,10 @@ pub struct Server {
     /// Open connections with the guest version each runs.
     live: Mutex<HashMap<u64, (String, ConnectionHandle)>>,
     shutting_down: AtomicBool,
+    /// Accepting connections (for `/readyz`).
+    listening: AtomicBool,
+    /// Set with `--metrics-listen`; without it nothing is counted.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 /// Why reading an opening handshake ended without a request.
@@ -77,7 +85,38 @@ impl Server {
             next_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Count into `metrics` from now on (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The metrics, when counting.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.get()
+    }
+
+    /// Why the server is not ready for connections, if it is not: not
+    /// listening yet, or shutting down. (A guest is loaded before a
+    /// server exists.)
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            Some("shutting down")
+        } else if !self.listening.load(Ordering::SeqCst) {
+            Some("not listening yet")
+        } else {
+            None
+        }
+    }
+
+    fn count_rejection(&self, status: u16) {
+        if let Some(metrics) = self.metrics() {
+            metrics.handshake_rejected(status);
+        }
     }
 
     /// Replace the guest that new connections get. Live connections keep
@@ -134,6 +173,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
+        self.listening.store(true, Ordering::SeqCst);
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -165,6 +205,7 @@ impl Server {
         }
         drop(listener);
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.listening.store(false, Ordering::SeqCst);
         let closing =
             self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
         tracing::info!(connections = closing, "shutting down");
@@ -201,14 +242,15 @@ impl Server {
     async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
         tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
         let mut buf = BytesMut::with_capacity(1024);
-        let response = match self.read_handshake(&mut stream, &mut buf).await {
-            Ok(_) => Refusal::ServerBusy.response(),
+        let (status, response) = match self.read_handshake(&mut stream, &mut buf).await {
+            Ok(_) => (Refusal::ServerBusy.status(), Refusal::ServerBusy.response()),
             Err(ReadRequestError::Handshake(_)) if plain::request(&self.config, &buf).is_some() => {
-                Refusal::ServerBusy.response()
+                (Refusal::ServerBusy.status(), Refusal::ServerBusy.response())
             }
-            Err(ReadRequestError::Handshake(error)) => error.response(),
+            Err(ReadRequestError::Handshake(error)) => (error.status(), error.response()),
             Err(_) => return,
         };
+        self.count_rejection(status);
         respond_and_close(&mut stream, &response).await;
     }
 
@@ -234,6 +276,7 @@ impl Server {
             }
             Err(ReadRequestError::Handshake(error)) => {
                 tracing::info!(conn = id, %remote, status = error.status(), %error, "bad handshake");
+                self.count_rejection(error.status());
                 respond_and_close(&mut stream, &error.response()).await;
                 return;
             }
@@ -249,6 +292,7 @@ impl Server {
         };
         if let Err(refusal) = refusal {
             tracing::info!(conn = id, %remote, status = refusal.status(), %refusal, "handshake refused");
+            self.count_rejection(refusal.status());
             respond_and_close(&mut stream, &refusal.response()).await;
             return;
         }
@@ -268,6 +312,10 @@ impl Server {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, (version.clone(), conn.clone()));
+        let metrics = self.metrics().map(Arc::as_ref);
+        if let Some(metrics) = metrics {
+            metrics.connection_opened();
+        }
         let guest_part = async {
             let outcome = self.runtime.run(&guest, conn.clone()).await;
             match &outcome {
@@ -281,11 +329,14 @@ impl Server {
                         kind = failure.kind(),
                         "guest failed: {failure}"
                     );
+                    if let Some(metrics) = metrics {
+                        metrics.guest_failed(failure.kind());
+                    }
                 }
             }
             conn.guest_finished(&outcome);
         };
-        tokio::join!(guest_part, driver::run_io(&conn, stream, buf));
+        tokio::join!(guest_part, driver::run_io(&conn, stream, buf, metrics));
         conn.leave_topics();
         let dropped = conn.with_state(|state| state.dropped_deliveries());
         if dropped > 0 {
@@ -300,6 +351,19 @@ impl Server {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
         access_log(&conn, &version, started.elapsed());
+        if let Some(metrics) = metrics {
+            let (traffic, status, close) = conn.with_state(|state| {
+                (
+                    state.take_unreported_stats(),
+                    state.status(),
+                    state.first_close(),
+                )
+            });
+            if let Some(status) = status.filter(|&status| status != 101) {
+                metrics.handshake_rejected(status);
+            }
+            metrics.connection_finished(traffic, close);
+        }
     }
 }
 
