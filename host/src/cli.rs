@@ -17,7 +17,8 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Log format (the level is set with RUST_LOG, default `info`).
+    /// Log format (the level is set with --log-level or RUST_LOG, default
+    /// `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 }
@@ -42,6 +43,10 @@ pub enum Command {
     /// Check that APP fits the wsbox:websocket/handler world and list what
     /// it imports and exports; exit 1 with the reason if it does not.
     Check(CheckArgs),
+    /// Print the configuration `host serve` would run with (the --config
+    /// file, these flags, the defaults) as a TOML file, every key
+    /// annotated.
+    Config(ServeArgs),
 }
 
 /// Arguments of `host check`.
@@ -55,8 +60,18 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The guest component (built for wasm32-wasip2 against the
-    /// wsbox:websocket/handler world).
-    pub app: PathBuf,
+    /// wsbox:websocket/handler world); may be given as `app` in the
+    /// --config file instead.
+    pub app: Option<PathBuf>,
+    /// Read flags from this TOML file: each key is a flag's name
+    /// (`max-frame-size = "16MiB"`); flags on the command line win. SIGHUP
+    /// re-reads it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `warn,wsbox::access=info`, ...;
+    /// tracing's EnvFilter syntax). Default: RUST_LOG, else `info`.
+    #[arg(long, value_name = "FILTER", value_parser = parse_log_filter)]
+    pub log_level: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9001")]
     pub listen: SocketAddr,
@@ -232,6 +247,13 @@ pub fn parse_static_dir(text: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!("{text} is not a directory"))
     }
+}
+
+/// Check a `--log-level` filter (tracing's EnvFilter syntax).
+pub fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("{text:?} is not a log filter: {error}"))
 }
 
 /// Parse a byte size: a number with an optional `B`, `KiB`, `MiB` or `GiB`

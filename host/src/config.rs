@@ -128,6 +128,52 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// What a running server can take from `new` (a re-read configuration
+    /// file): the limits and policies that apply to each new connection,
+    /// the static directory, the drain delay. The rest (addresses, sizes of
+    /// the instance pool, guest limits, the cache, the topics' limits) is
+    /// kept; the keys of those that differ come back, to be reported as
+    /// needing a restart.
+    pub fn live_update(&self, new: &ServerConfig) -> (ServerConfig, Vec<&'static str>) {
+        let mut restart = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                restart.push(key);
+            }
+        };
+        check(self.listen != new.listen, "listen");
+        check(
+            self.max_connections != new.max_connections,
+            "max-connections",
+        );
+        check(self.guest_memory != new.guest_memory, "guest-memory");
+        check(self.guest_cpu != new.guest_cpu, "guest-cpu-ms");
+        check(self.cache_dir != new.cache_dir, "cache-dir");
+        check(
+            self.max_backpressure != new.max_backpressure,
+            "max-backpressure",
+        );
+        check(
+            self.close_slow_subscribers != new.close_slow_subscribers,
+            "close-slow-subscribers",
+        );
+        check(self.metrics_listen != new.metrics_listen, "metrics-listen");
+        let updated = ServerConfig {
+            listen: self.listen,
+            max_connections: self.max_connections,
+            guest_memory: self.guest_memory,
+            guest_cpu: self.guest_cpu,
+            cache_dir: self.cache_dir.clone(),
+            max_backpressure: self.max_backpressure,
+            close_slow_subscribers: self.close_slow_subscribers,
+            metrics_listen: self.metrics_listen,
+            ..new.clone()
+        };
+        (updated, restart)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -155,5 +201,33 @@ impl Default for ServerConfig {
             devconsole: false,
             metrics_listen: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_updates_keep_what_needs_a_restart() {
+        let old = ServerConfig::default();
+        let new = ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            max_connections: 5,
+            max_frame_size: 1 << 10,
+            allowed_origins: vec!["https://a.example".into()],
+            drain_after: Some(Duration::from_secs(3)),
+            static_dir: Some(PathBuf::from("/srv")),
+            ..ServerConfig::default()
+        };
+        let (updated, restart) = old.live_update(&new);
+        assert_eq!(restart, ["listen", "max-connections"]);
+        assert_eq!(updated.listen, old.listen);
+        assert_eq!(updated.max_connections, old.max_connections);
+        assert_eq!(updated.max_frame_size, 1 << 10);
+        assert_eq!(updated.allowed_origins, new.allowed_origins);
+        assert_eq!(updated.drain_after, new.drain_after);
+        assert_eq!(updated.static_dir, new.static_dir);
+        assert!(old.live_update(&old).1.is_empty());
     }
 }

@@ -12,8 +12,8 @@
 //! 3. [`runtime`] (wasmtime: engine, component loading, the WIT host) and
 //!    [`server`] (IO: listener, per-connection driver), which starts guests
 //!    through the runtime.
-//! 4. The binary's own parts: [`cli`] and [`reload`] (hot swap), used by
-//!    `main`.
+//! 4. The binary's own parts: [`cli`], [`config_file`] (`--config`) and
+//!    [`reload`] (hot swap), used by `main`.
 //!
 //! Without the default `server` feature only [`protocol`] is built (no
 //! tokio, no wasmtime): that is what the fuzz targets use.
@@ -34,5 +34,7 @@ pub mod server;
 
 #[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
+pub mod config_file;
 #[cfg(feature = "server")]
 pub mod reload;

@@ -73,22 +73,17 @@ pub struct Reloader {
     runtime: Arc<Runtime>,
     server: Arc<Server>,
     path: PathBuf,
-    drain_after: Option<Duration>,
 }
 
 impl Reloader {
     /// A reloader of `path` into `server`; see [`Reloader::spawn`].
-    pub fn new(
-        runtime: Arc<Runtime>,
-        server: Arc<Server>,
-        path: PathBuf,
-        drain_after: Option<Duration>,
-    ) -> Self {
+    /// Connections still on an older version are drained after the
+    /// server's `drain_after` as configured at the time of the swap.
+    pub fn new(runtime: Arc<Runtime>, server: Arc<Server>, path: PathBuf) -> Self {
         Self {
             runtime,
             server,
             path,
-            drain_after,
         }
     }
 
@@ -206,7 +201,8 @@ impl Reloader {
         );
         self.server.swap_guest(guest);
         self.count(SwapResult::Swapped);
-        if let Some(delay) = self.drain_after {
+        // Read at each swap: SIGHUP may have changed it.
+        if let Some(delay) = self.server.config().drain_after {
             let server = self.server.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;

@@ -41,9 +41,10 @@ use policy::Refusal;
 pub struct Server {
     runtime: Arc<Runtime>,
     guest: Arc<ArcSwap<Guest>>,
-    config: Arc<ServerConfig>,
-    /// The protocol rules every connection follows, built once.
-    connection_config: Arc<ConnectionConfig>,
+    /// The configuration new connections get (SIGHUP may replace it).
+    config: ArcSwap<ServerConfig>,
+    /// The protocol rules new connections follow, built from `config`.
+    connection_config: ArcSwap<ConnectionConfig>,
     /// Every topic, shared by all connections and guest versions.
     topics: Arc<Topics>,
     next_id: AtomicU64,
@@ -79,15 +80,31 @@ impl Server {
             runtime,
             guest: Arc::new(ArcSwap::from_pointee(guest)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
-            connection_config: Arc::new(config.connection_config()),
+            connection_config: ArcSwap::from_pointee(config.connection_config()),
             topics: Topics::new(config.topics_config()),
-            config,
+            config: ArcSwap::new(config),
             next_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             metrics: OnceLock::new(),
         })
+    }
+
+    /// The configuration new connections get.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config.load_full()
+    }
+
+    /// Apply a re-read configuration: what can change live does, for new
+    /// connections (see [`ServerConfig::live_update`]); returns the keys
+    /// that changed but need a restart.
+    pub fn update_config(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let (updated, restart) = self.config.load().live_update(new);
+        self.connection_config
+            .store(Arc::new(updated.connection_config()));
+        self.config.store(Arc::new(updated));
+        restart
     }
 
     /// Count into `metrics` from now on (once; later calls are ignored).
@@ -209,9 +226,10 @@ impl Server {
         let closing =
             self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
         tracing::info!(connections = closing, "shutting down");
-        let all = u32::try_from(self.config.max_connections).unwrap_or(u32::MAX);
+        let config = self.config();
+        let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
         let drained =
-            tokio::time::timeout(self.config.shutdown_grace, self.permits.acquire_many(all)).await;
+            tokio::time::timeout(config.shutdown_grace, self.permits.acquire_many(all)).await;
         match drained {
             Ok(_) => tracing::info!("all connections closed"),
             Err(_) => tracing::warn!(
@@ -224,27 +242,25 @@ impl Server {
 
     /// Read the opening handshake within the handshake timeout.
     async fn read_handshake(
-        &self,
+        config: &ServerConfig,
         stream: &mut TcpStream,
         buf: &mut BytesMut,
     ) -> Result<Request, ReadRequestError> {
-        let limits = self.config.handshake_limits();
-        tokio::time::timeout(
-            self.config.handshake_timeout,
-            read_request(stream, buf, &limits),
-        )
-        .await
-        .unwrap_or(Err(ReadRequestError::TimedOut))
+        let limits = config.handshake_limits();
+        tokio::time::timeout(config.handshake_timeout, read_request(stream, buf, &limits))
+            .await
+            .unwrap_or(Err(ReadRequestError::TimedOut))
     }
 
     /// Answer a client over the connection limit with 503 once its request
     /// is in (a response before the request could be lost to a reset).
     async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
-        tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
+        let config = self.config();
+        tracing::warn!(conn = id, %remote, limit = config.max_connections, "connection limit reached");
         let mut buf = BytesMut::with_capacity(1024);
-        let (status, response) = match self.read_handshake(&mut stream, &mut buf).await {
+        let (status, response) = match Self::read_handshake(&config, &mut stream, &mut buf).await {
             Ok(_) => (Refusal::ServerBusy.status(), Refusal::ServerBusy.response()),
-            Err(ReadRequestError::Handshake(_)) if plain::request(&self.config, &buf).is_some() => {
+            Err(ReadRequestError::Handshake(_)) if plain::request(&config, &buf).is_some() => {
                 (Refusal::ServerBusy.status(), Refusal::ServerBusy.response())
             }
             Err(ReadRequestError::Handshake(error)) => (error.status(), error.response()),
@@ -258,8 +274,9 @@ impl Server {
         let started = std::time::Instant::now();
         // Small frames must not wait for Nagle: we batch writes ourselves.
         let _ = stream.set_nodelay(true);
+        let config = self.config();
         let mut buf = BytesMut::with_capacity(4096);
-        let request = match self.read_handshake(&mut stream, &mut buf).await {
+        let request = match Self::read_handshake(&config, &mut stream, &mut buf).await {
             Ok(request) => request,
             Err(ReadRequestError::TimedOut) => {
                 tracing::info!(conn = id, %remote, "handshake timed out");
@@ -269,9 +286,9 @@ impl Server {
             // when the server is told to answer those; the handshake's
             // error answer otherwise.
             Err(ReadRequestError::Handshake(_))
-                if let Some(plain) = plain::request(&self.config, &buf) =>
+                if let Some(plain) = plain::request(&config, &buf) =>
             {
-                plain::answer(&self.config, &mut stream, &plain, id, remote).await;
+                plain::answer(&config, &mut stream, &plain, id, remote).await;
                 return;
             }
             Err(ReadRequestError::Handshake(error)) => {
@@ -288,7 +305,7 @@ impl Server {
         let refusal = if self.shutting_down.load(Ordering::SeqCst) {
             Err(Refusal::ServerBusy)
         } else {
-            policy::check_origin(&request, &self.config.allowed_origins)
+            policy::check_origin(&request, &config.allowed_origins)
         };
         if let Err(refusal) = refusal {
             tracing::info!(conn = id, %remote, status = refusal.status(), %refusal, "handshake refused");
@@ -304,8 +321,8 @@ impl Server {
             id,
             remote,
             request,
-            self.connection_config.clone(),
-            self.config.write_buffer_high_water,
+            self.connection_config.load_full(),
+            config.write_buffer_high_water,
             self.topics.clone(),
         );
         self.live
