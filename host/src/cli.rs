@@ -176,6 +176,13 @@ pub struct ServeArgs {
     /// no metrics are kept.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve wss:// with this PEM certificate chain (leaf first); needs
+    /// --tls-key. When the file changes, new connections get the new one.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve a dev console at /__wsbox/console: a page to connect to any
     /// path of this host, send text or binary messages and watch the
     /// traffic.
@@ -228,6 +235,8 @@ impl ServeArgs {
             static_dir: self.static_dir.clone(),
             devconsole: self.devconsole,
             metrics_listen: self.metrics_listen,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
             ..ServerConfig::default()
         }
     }

@@ -90,6 +90,11 @@ pub struct ServerConfig {
     /// Where to serve `/metrics`, `/healthz` and `/readyz`. `None`: no
     /// metrics are kept. Default `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain for `wss://` (with `tls_key`). `None`: plain
+    /// `ws://`. Default `None`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`. Default `None`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// While this many bytes of received messages wait for the guest, the host
@@ -159,6 +164,10 @@ impl ServerConfig {
             "close-slow-subscribers",
         );
         check(self.metrics_listen != new.metrics_listen, "metrics-listen");
+        // The files' contents rotate live; switching TLS on or off, or to
+        // other files, takes a restart.
+        check(self.tls_cert != new.tls_cert, "tls-cert");
+        check(self.tls_key != new.tls_key, "tls-key");
         let updated = ServerConfig {
             listen: self.listen,
             max_connections: self.max_connections,
@@ -168,6 +177,8 @@ impl ServerConfig {
             max_backpressure: self.max_backpressure,
             close_slow_subscribers: self.close_slow_subscribers,
             metrics_listen: self.metrics_listen,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
             ..new.clone()
         };
         (updated, restart)
@@ -200,6 +211,8 @@ impl Default for ServerConfig {
             static_dir: None,
             devconsole: false,
             metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

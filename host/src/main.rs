@@ -16,6 +16,7 @@ use wsbox::metrics::Metrics;
 use wsbox::reload::Reloader;
 use wsbox::runtime::Runtime;
 use wsbox::server::Server;
+use wsbox::server::tls::CertStore;
 
 /// Changes the log filter of the running process.
 type LogFilter = reload::Handle<EnvFilter, Registry>;
@@ -256,8 +257,17 @@ fn serve(args: ServeArgs, argv: Vec<OsString>, filter_handle: LogFilter) -> anyh
         let local = listener
             .local_addr()
             .context("reading the listen address")?;
+        // Bad TLS files stop the start before the port opens.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(CertStore::load(cert, key)?),
+            _ => None,
+        };
         let version = guest.version().to_owned();
         let server = Server::new(wasm.clone(), guest, config.clone());
+        if let Some(store) = &tls {
+            server.set_tls(store.server_config()?);
+            store.watch()?;
+        }
         if let Some(addr) = config.metrics_listen {
             serve_metrics(addr, &wasm, &server).await?;
         }
@@ -268,7 +278,8 @@ fn serve(args: ServeArgs, argv: Vec<OsString>, filter_handle: LogFilter) -> anyh
         tracing::info!(
             app = %app.display(),
             version,
-            "listening on ws://{local}"
+            "listening on {}://{local}",
+            if tls.is_some() { "wss" } else { "ws" }
         );
         server
             .serve(listener, shutdown_signal())

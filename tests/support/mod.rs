@@ -109,7 +109,10 @@ impl Host {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ws://").nth(1)
+                if let Some(addr) = line
+                    .split("listening on ws://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on wss://").nth(1))
                     && let Some(tx) = tx.take()
                 {
                     // Up to a space (human logs) or a quote (JSON logs).

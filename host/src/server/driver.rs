@@ -161,7 +161,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             WriteStatus::Write => {}
         }
-        if let Err(error) = socket.write_all(&batch).await {
+        // Flushing matters for TLS, whose records may wait in its buffer.
+        let written = match socket.write_all(&batch).await {
+            Ok(()) => socket.flush().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             tracing::debug!(conn = conn.id(), %error, "write failed");
             conn.with_state(|state| state.receive_eof());
             return;

@@ -4,6 +4,8 @@
 //! - [`driver`]: moves one connection's bytes and time through its protocol
 //!   state machine.
 //! - [`policy`]: the server's own refusals (origin allow-list, busy).
+//! - [`tls`]: `wss://`, certificate rotation, and the [`tls::Stream`] the
+//!   rest reads and writes.
 //! - [`admin`]: the `--metrics-listen` port (`/metrics`, `/healthz`,
 //!   `/readyz`).
 //! - `plain` (IO, over [`crate::protocol::static_files`]): plain HTTP requests on
@@ -14,6 +16,7 @@ pub mod admin;
 pub mod driver;
 mod plain;
 pub mod policy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -24,9 +27,10 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
@@ -36,6 +40,7 @@ use crate::runtime::{Guest, Runtime};
 use crate::session::topics::Topics;
 use crate::session::{ConnectionHandle, GuestOutcome};
 use policy::Refusal;
+use tls::Stream;
 
 /// A running wsbox server: the runtime, the current guest and the config.
 pub struct Server {
@@ -58,6 +63,8 @@ pub struct Server {
     listening: AtomicBool,
     /// Set with `--metrics-listen`; without it nothing is counted.
     metrics: OnceLock<Arc<Metrics>>,
+    /// Set with `--tls-cert`: every connection starts with a TLS handshake.
+    tls: OnceLock<tokio_rustls::TlsAcceptor>,
 }
 
 /// Why reading an opening handshake ended without a request.
@@ -88,7 +95,13 @@ impl Server {
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             metrics: OnceLock::new(),
+            tls: OnceLock::new(),
         })
+    }
+
+    /// Serve `wss://` with `config` from now on (once, before serving).
+    pub fn set_tls(&self, config: Arc<rustls::ServerConfig>) {
+        let _ = self.tls.set(tokio_rustls::TlsAcceptor::from(config));
     }
 
     /// The configuration new connections get.
@@ -240,25 +253,59 @@ impl Server {
         Ok(())
     }
 
-    /// Read the opening handshake within the handshake timeout.
+    /// Read the opening handshake by `deadline` (the handshake timeout
+    /// from the connection's accept, a TLS handshake included).
     async fn read_handshake(
         config: &ServerConfig,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         buf: &mut BytesMut,
+        deadline: Instant,
     ) -> Result<Request, ReadRequestError> {
         let limits = config.handshake_limits();
-        tokio::time::timeout(config.handshake_timeout, read_request(stream, buf, &limits))
+        tokio::time::timeout_at(deadline, read_request(stream, buf, &limits))
             .await
             .unwrap_or(Err(ReadRequestError::TimedOut))
     }
 
+    /// The connection's stream: with TLS, once its handshake is done by
+    /// `deadline`. `None`: it failed or timed out (logged).
+    async fn open_stream(
+        &self,
+        stream: TcpStream,
+        deadline: Instant,
+        id: u64,
+        remote: SocketAddr,
+    ) -> Option<Stream> {
+        // Small frames must not wait for Nagle: we batch writes ourselves.
+        let _ = stream.set_nodelay(true);
+        let Some(acceptor) = self.tls.get() else {
+            return Some(Stream::Plain(stream));
+        };
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+            Ok(Err(error)) => {
+                tracing::debug!(conn = id, %remote, %error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::info!(conn = id, %remote, "handshake timed out (TLS)");
+                None
+            }
+        }
+    }
+
     /// Answer a client over the connection limit with 503 once its request
     /// is in (a response before the request could be lost to a reset).
-    async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+    async fn refuse_busy(self: Arc<Self>, stream: TcpStream, remote: SocketAddr, id: u64) {
         let config = self.config();
         tracing::warn!(conn = id, %remote, limit = config.max_connections, "connection limit reached");
+        let deadline = Instant::now() + config.handshake_timeout;
+        let Some(mut stream) = self.open_stream(stream, deadline, id, remote).await else {
+            return;
+        };
         let mut buf = BytesMut::with_capacity(1024);
-        let (status, response) = match Self::read_handshake(&config, &mut stream, &mut buf).await {
+        let read = Self::read_handshake(&config, &mut stream, &mut buf, deadline).await;
+        let (status, response) = match read {
             Ok(_) => (Refusal::ServerBusy.status(), Refusal::ServerBusy.response()),
             Err(ReadRequestError::Handshake(_)) if plain::request(&config, &buf).is_some() => {
                 (Refusal::ServerBusy.status(), Refusal::ServerBusy.response())
@@ -270,13 +317,16 @@ impl Server {
         respond_and_close(&mut stream, &response).await;
     }
 
-    async fn handle_tcp(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
+    async fn handle_tcp(self: Arc<Self>, stream: TcpStream, remote: SocketAddr, id: u64) {
         let started = std::time::Instant::now();
-        // Small frames must not wait for Nagle: we batch writes ourselves.
-        let _ = stream.set_nodelay(true);
         let config = self.config();
+        let deadline = Instant::now() + config.handshake_timeout;
+        let Some(mut stream) = self.open_stream(stream, deadline, id, remote).await else {
+            return;
+        };
         let mut buf = BytesMut::with_capacity(4096);
-        let request = match Self::read_handshake(&config, &mut stream, &mut buf).await {
+        let read = Self::read_handshake(&config, &mut stream, &mut buf, deadline).await;
+        let request = match read {
             Ok(request) => request,
             Err(ReadRequestError::TimedOut) => {
                 tracing::info!(conn = id, %remote, "handshake timed out");
@@ -426,7 +476,7 @@ const LINGER_BYTES: usize = 1 << 20;
 /// because closing a socket with unread data resets the connection, and a
 /// reset can destroy the response before the client reads it (RFC 7230
 /// section 6.6).
-async fn respond_and_close(stream: &mut TcpStream, response: &[u8]) {
+async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
     if stream.write_all(response).await.is_ok() {
         close_after_response(stream).await;
     }
@@ -434,7 +484,7 @@ async fn respond_and_close(stream: &mut TcpStream, response: &[u8]) {
 
 /// Close after a complete response: the second half of
 /// [`respond_and_close`], for responses written in parts.
-async fn close_after_response(stream: &mut TcpStream) {
+async fn close_after_response<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     if stream.shutdown().await.is_err() {
         return;
     }
@@ -453,8 +503,8 @@ async fn close_after_response(stream: &mut TcpStream) {
 
 /// Read until a complete, valid opening handshake is in `buf`; leave any
 /// bytes after it (the client's first frames) in `buf`.
-async fn read_request(
-    stream: &mut TcpStream,
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     limits: &HandshakeLimits,
 ) -> Result<Request, ReadRequestError> {
