@@ -141,6 +141,47 @@ fn pem_der(pem: &str) -> Vec<u8> {
         .to_vec()
 }
 
+/// Python's `websockets`, trusting only the test CA, over wss://.
+const PYTHON_CLIENT: &str = r#"
+import asyncio, ssl, sys
+from websockets.asyncio.client import connect
+
+async def main(url, ca):
+    context = ssl.create_default_context(cafile=ca)
+    async with connect(url, ssl=context) as ws:
+        await ws.send("from python")
+        print(await ws.recv())
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"#;
+
+#[test]
+fn python_websockets_connects_over_wss() {
+    let Some(python) = support::interop::python() else {
+        return;
+    };
+    let dir = temp_dir("python");
+    let pki = Pki::new();
+    install(&dir, &pki.leaf("python"));
+    std::fs::write(dir.join("ca.pem"), pki.ca.pem()).unwrap();
+    let args = tls_args(&dir);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::start("echo", &args);
+    let output = Command::new(python)
+        .args(["-c", PYTHON_CLIENT])
+        .arg(format!("wss://localhost:{}/", host.addr.port()))
+        .arg(dir.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "python client failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "from python\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn the_handshake_timeout_covers_the_tls_handshake() {
     let dir = temp_dir("timeout");

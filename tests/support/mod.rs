@@ -2,6 +2,8 @@
 //! it with a scriptable raw WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod interop;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
