@@ -54,6 +54,8 @@ usage: cargo bench -p host --bench echo -- [options]
                       (the wsbox/native ratios should then come out near 1.00)
   --metrics           also run wsbox with --metrics-listen (as wsbox+metrics),
                       to measure what counting costs
+  --repeat N          with --metrics: run the wsbox, wsbox+metrics pair N times,
+                      alternating, and report each pair's ratio and the median [1]
   --host-arg ARG      pass ARG to `host serve` (repeat for several)
 ";
 
@@ -112,6 +114,7 @@ struct Options {
     client_threads: usize,
     native_as_wsbox: bool,
     metrics: bool,
+    repeat: usize,
     host_args: Vec<String>,
 }
 
@@ -132,6 +135,7 @@ impl Options {
             client_threads: 1,
             native_as_wsbox: false,
             metrics: false,
+            repeat: 1,
             host_args: Vec::new(),
         };
         let mut flags = Flags::new(args);
@@ -162,6 +166,7 @@ impl Options {
                 "--client-threads" => o.client_threads = flag.number()?,
                 "--native-as-wsbox" => o.native_as_wsbox = true,
                 "--metrics" => o.metrics = true,
+                "--repeat" => o.repeat = flag.number()?,
                 "--host-arg" => o.host_args.push(flag.value()?),
                 // `cargo bench` passes `--bench` to harness-less benches.
                 "--bench" => {}
@@ -185,7 +190,14 @@ impl Options {
     fn kinds(&self) -> Vec<Kind> {
         match self.only {
             Some(kind) => vec![kind],
-            None if self.metrics => vec![Kind::Wsbox, Kind::WsboxMetrics, Kind::Native],
+            None if self.metrics => {
+                let mut kinds = Vec::new();
+                for _ in 0..self.repeat.max(1) {
+                    kinds.extend([Kind::Wsbox, Kind::WsboxMetrics]);
+                }
+                kinds.push(Kind::Native);
+                kinds
+            }
             None => vec![Kind::Wsbox, Kind::Native],
         }
     }
@@ -357,10 +369,39 @@ fn print_report(o: &Options, results: &[ServerResult]) {
             print_ratios(variant, native);
         }
     }
-    if let [wsbox, metrics, ..] = results
-        && metrics.label == "wsbox+metrics"
-    {
+    let pairs: Vec<(&ServerResult, &ServerResult)> = results
+        .windows(2)
+        .filter(|pair| pair[0].label == "wsbox" && pair[1].label == "wsbox+metrics")
+        .map(|pair| (&pair[1], &pair[0]))
+        .collect();
+    for (metrics, wsbox) in &pairs {
         print_ratios(metrics, wsbox);
+    }
+    if pairs.len() > 1 {
+        println!();
+        println!("wsbox+metrics / wsbox, median of {} pairs:", pairs.len());
+        println!("{:>3} {:>8} {:>15}", "P", "msgs/s", "server CPU/msg");
+        for round in &pairs[0].0.rounds {
+            let p = round.inflight;
+            let ratios = |f: fn(&Window) -> f64| {
+                let mut ratios: Vec<f64> = pairs
+                    .iter()
+                    .filter_map(|(m, w)| {
+                        let m = m.rounds.iter().find(|r| r.inflight == p)?;
+                        let w = w.rounds.iter().find(|r| r.inflight == p)?;
+                        Some(f(&m.window) / f(&w.window))
+                    })
+                    .collect();
+                ratios.sort_by(f64::total_cmp);
+                ratios[ratios.len() / 2]
+            };
+            println!(
+                "{:>3} {:>7.2}x {:>14.2}x",
+                p,
+                ratios(Window::msgs_per_sec),
+                ratios(Window::server_us_per_msg)
+            );
+        }
     }
 }
 
