@@ -54,8 +54,8 @@ usage: cargo bench -p host --bench echo -- [options]
                       (the wsbox/native ratios should then come out near 1.00)
   --metrics           also run wsbox with --metrics-listen (as wsbox+metrics),
                       to measure what counting costs
-  --repeat N          with --metrics: run the wsbox, wsbox+metrics pair N times,
-                      alternating, and report each pair's ratio and the median [1]
+  --repeat N          with --metrics: run the wsbox, wsbox+metrics pair N times
+                      (ABBA order) and report each pair's ratio and the median [1]
   --host-arg ARG      pass ARG to `host serve` (repeat for several)
 ";
 
@@ -191,9 +191,15 @@ impl Options {
         match self.only {
             Some(kind) => vec![kind],
             None if self.metrics => {
+                // ABBA order, so a drift of the machine over the run does not
+                // favour the one that always runs first.
                 let mut kinds = Vec::new();
-                for _ in 0..self.repeat.max(1) {
-                    kinds.extend([Kind::Wsbox, Kind::WsboxMetrics]);
+                for i in 0..self.repeat.max(1) {
+                    if i % 2 == 0 {
+                        kinds.extend([Kind::Wsbox, Kind::WsboxMetrics]);
+                    } else {
+                        kinds.extend([Kind::WsboxMetrics, Kind::Wsbox]);
+                    }
                 }
                 kinds.push(Kind::Native);
                 kinds
@@ -370,9 +376,14 @@ fn print_report(o: &Options, results: &[ServerResult]) {
         }
     }
     let pairs: Vec<(&ServerResult, &ServerResult)> = results
-        .windows(2)
-        .filter(|pair| pair[0].label == "wsbox" && pair[1].label == "wsbox+metrics")
-        .map(|pair| (&pair[1], &pair[0]))
+        .chunks_exact(2)
+        .filter_map(
+            |pair| match (pair[0].label.as_str(), pair[1].label.as_str()) {
+                ("wsbox", "wsbox+metrics") => Some((&pair[1], &pair[0])),
+                ("wsbox+metrics", "wsbox") => Some((&pair[0], &pair[1])),
+                _ => None,
+            },
+        )
         .collect();
     for (metrics, wsbox) in &pairs {
         print_ratios(metrics, wsbox);
