@@ -149,6 +149,18 @@ pub struct ServeArgs {
     /// Messages smaller than this are sent uncompressed.
     #[arg(long, default_value = "64", value_parser = parse_size)]
     pub deflate_min_size: u64,
+    /// Answer plain HTTP GET/HEAD requests (no WebSocket upgrade) with the
+    /// files in DIR, on the same port, so a page and its socket share one
+    /// origin: index.html for a directory, 404 for a missing file, 304 for
+    /// a cached one; one request per connection. DIR must exist. Default:
+    /// no files; such requests get 400.
+    #[arg(long = "static", value_name = "DIR", value_parser = parse_static_dir)]
+    pub static_dir: Option<PathBuf>,
+    /// Serve a dev console at /__wsbox/console: a page to connect to any
+    /// path of this host, send text or binary messages and watch the
+    /// traffic.
+    #[arg(long)]
+    pub devconsole: bool,
 }
 
 impl ServeArgs {
@@ -193,6 +205,8 @@ impl ServeArgs {
             max_backpressure: usize::try_from(self.max_backpressure).unwrap_or(usize::MAX),
             close_slow_subscribers: self.close_slow_subscribers,
             deflate,
+            static_dir: self.static_dir.clone(),
+            devconsole: self.devconsole,
             ..ServerConfig::default()
         }
     }
@@ -201,6 +215,17 @@ impl ServeArgs {
 /// `None` for a zero duration (the CLI's way of saying "off").
 fn nonzero(duration: Duration) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
+}
+
+/// Check a `--static` directory: it must exist and be a directory. Returns
+/// it canonicalized (the server checks every served path against it).
+pub fn parse_static_dir(text: &str) -> Result<PathBuf, String> {
+    let dir = std::fs::canonicalize(text).map_err(|error| format!("{text}: {error}"))?;
+    if dir.is_dir() {
+        Ok(dir)
+    } else {
+        Err(format!("{text} is not a directory"))
+    }
 }
 
 /// Parse a byte size: a number with an optional `B`, `KiB`, `MiB` or `GiB`
@@ -273,6 +298,19 @@ mod tests {
         assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn static_dir_must_be_an_existing_directory() {
+        let here = std::env::current_dir().unwrap_or_default();
+        assert_eq!(
+            parse_static_dir("."),
+            Ok(here.canonicalize().unwrap_or(here))
+        );
+        let missing = parse_static_dir("/no/such/wsbox/dir").unwrap_err();
+        assert!(missing.starts_with("/no/such/wsbox/dir: "), "{missing}");
+        let file = parse_static_dir("Cargo.toml").unwrap_err();
+        assert_eq!(file, "Cargo.toml is not a directory");
     }
 
     #[test]

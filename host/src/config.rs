@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::protocol::ConnectionConfig;
 use crate::protocol::deflate::DeflateConfig;
+use crate::protocol::handshake::HandshakeLimits;
 use crate::session::topics::TopicsConfig;
 
 /// Everything `host serve` can be told. Each field documents its default.
@@ -79,6 +80,13 @@ pub struct ServerConfig {
     /// Default: on, context takeover both ways, 15-bit windows (see
     /// [`DeflateConfig`] for each field).
     pub deflate: DeflateConfig,
+    /// Answer plain HTTP GET and HEAD requests (no WebSocket upgrade) with
+    /// the files in this directory, on the same port. `None`: such requests
+    /// get the handshake's error answers (400, 405, 426). Default `None`.
+    pub static_dir: Option<PathBuf>,
+    /// Serve the built-in dev console page at `/__wsbox/console` (with or
+    /// without `static_dir`). Default `false`.
+    pub devconsole: bool,
 }
 
 /// While this many bytes of received messages wait for the guest, the host
@@ -107,6 +115,14 @@ impl ServerConfig {
             deflate: self.deflate.clone(),
         }
     }
+
+    /// The limits on an opening handshake's (or plain request's) head.
+    pub fn handshake_limits(&self) -> HandshakeLimits {
+        HandshakeLimits {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -132,6 +148,8 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(120)),
             shutdown_grace: Duration::from_secs(10),
             deflate: DeflateConfig::default(),
+            static_dir: None,
+            devconsole: false,
         }
     }
 }

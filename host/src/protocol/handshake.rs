@@ -361,7 +361,7 @@ pub fn parse_request(
 /// The request target in origin-form: origin-form as is; absolute-form
 /// (`scheme://authority[/path][?query]`) reduced to path and query, with an
 /// empty path becoming `/`. Asterisk- and authority-form are refused.
-fn origin_form(target: &str) -> Option<String> {
+pub fn origin_form(target: &str) -> Option<String> {
     if target.starts_with('/') {
         return Some(target.to_owned());
     }

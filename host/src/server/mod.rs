@@ -4,9 +4,14 @@
 //! - [`driver`]: moves one connection's bytes and time through its protocol
 //!   state machine.
 //! - [`policy`]: the server's own refusals (origin allow-list, busy).
+//! - [`static_files`] (sans-IO) and `plain` (IO): plain HTTP requests on
+//!   the same port, answered with `--static` files or the `--devconsole`
+//!   page.
 
 pub mod driver;
+mod plain;
 pub mod policy;
+pub mod static_files;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -183,10 +188,7 @@ impl Server {
         stream: &mut TcpStream,
         buf: &mut BytesMut,
     ) -> Result<Request, ReadRequestError> {
-        let limits = HandshakeLimits {
-            max_header_bytes: self.config.max_header_bytes,
-            max_headers: self.config.max_headers,
-        };
+        let limits = self.config.handshake_limits();
         tokio::time::timeout(
             self.config.handshake_timeout,
             read_request(stream, buf, &limits),
@@ -202,6 +204,9 @@ impl Server {
         let mut buf = BytesMut::with_capacity(1024);
         let response = match self.read_handshake(&mut stream, &mut buf).await {
             Ok(_) => Refusal::ServerBusy.response(),
+            Err(ReadRequestError::Handshake(_)) if plain::request(&self.config, &buf).is_some() => {
+                Refusal::ServerBusy.response()
+            }
             Err(ReadRequestError::Handshake(error)) => error.response(),
             Err(_) => return,
         };
@@ -216,6 +221,15 @@ impl Server {
             Ok(request) => request,
             Err(ReadRequestError::TimedOut) => {
                 tracing::info!(conn = id, %remote, "handshake timed out");
+                return;
+            }
+            // Not an upgrade: a plain request for a file or the console,
+            // when the server is told to answer those; the handshake's
+            // error answer otherwise.
+            Err(ReadRequestError::Handshake(_))
+                if let Some(plain) = plain::request(&self.config, &buf) =>
+            {
+                plain::answer(&self.config, &mut stream, &plain, id, remote).await;
                 return;
             }
             Err(ReadRequestError::Handshake(error)) => {
@@ -300,7 +314,15 @@ const LINGER_BYTES: usize = 1 << 20;
 /// reset can destroy the response before the client reads it (RFC 7230
 /// section 6.6).
 async fn respond_and_close(stream: &mut TcpStream, response: &[u8]) {
-    if stream.write_all(response).await.is_err() || stream.shutdown().await.is_err() {
+    if stream.write_all(response).await.is_ok() {
+        close_after_response(stream).await;
+    }
+}
+
+/// Close after a complete response: the second half of
+/// [`respond_and_close`], for responses written in parts.
+async fn close_after_response(stream: &mut TcpStream) {
+    if stream.shutdown().await.is_err() {
         return;
     }
     let drain = async {
