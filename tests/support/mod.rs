@@ -52,11 +52,11 @@ pub fn tell(line: &str) {
 }
 
 /// A missing tool: fail under CI, else say SKIP and return None. `tests`
-/// names what is skipped.
+/// names what is skipped ("the browser chat test").
 pub fn missing_tool<T>(tool: &str, tests: &str) -> Option<T> {
     assert!(!in_ci(), "{tool} is required for {tests} when CI is set");
     tell(&format!(
-        "SKIP: {tool} not found; {tests} are skipped (set CI to make this an error)"
+        "SKIP: {tool} not found; skipping {tests} (set CI to make this an error)"
     ));
     None
 }
