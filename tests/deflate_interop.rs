@@ -37,15 +37,14 @@ mod deflate_codec;
 mod support;
 
 use std::fs::{self, File};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use deflate_codec::{deflate_message, inflate_message, xorshift};
 use flate2::{Compress, Compression, Decompress};
 use futures_util::{SinkExt, StreamExt};
-use support::{Host, RawClient, op};
+use support::{Host, RawClient, op, run_checked, runs, target_dir};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Message sizes of the hand-written raw client tests and of the few large
@@ -64,15 +63,6 @@ const RSV1: u8 = 0b100;
 // Environment: target dir, CI, tool installation
 // ---------------------------------------------------------------------------
 
-/// The cargo target dir (`<target>/release/host` is the binary under test).
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_host"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("the host binary lives in <target>/<profile>/")
-        .to_path_buf()
-}
-
 fn interop_dir() -> PathBuf {
     let dir = target_dir().join("interop");
     fs::create_dir_all(&dir).expect("creating <target>/interop");
@@ -83,48 +73,9 @@ fn scripts_dir() -> PathBuf {
     support::workspace().join("tests").join("interop")
 }
 
-/// `CI` set (to anything but empty, `0` or `false`).
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// Whether `program --version` runs.
-fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A missing tool: fail under CI, else say SKIP (once per tool and process).
+/// A missing tool: fail under CI, else say SKIP.
 fn missing(tool: &str) -> Option<PathBuf> {
-    assert!(
-        !in_ci(),
-        "{tool} is required for the permessage-deflate interop tests when CI is set"
-    );
-    // Straight to stderr: libtest's capture would hide an `eprintln!`.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP: {tool} not found; the permessage-deflate interop tests that need it are skipped \
-         (set CI to make this an error)"
-    );
-    None
-}
-
-/// Run `cmd` and panic with its output unless it succeeds.
-fn run_checked(mut cmd: Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::missing_tool(tool, "the permessage-deflate interop tests that need it")
 }
 
 /// Under an exclusive lock on `<interop>/NAME.lock`: unless `<dir>/.ready`
