@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::protocol::ConnectionConfig;
 use crate::protocol::deflate::DeflateConfig;
+use crate::session::broker::{BrokerConfig, BrokerUrl};
 use crate::session::topics::TopicsConfig;
 
 /// Everything `host serve` can be told. Each field documents its default.
@@ -79,6 +80,13 @@ pub struct ServerConfig {
     /// Default: on, context takeover both ways, 15-bit windows (see
     /// [`DeflateConfig`] for each field).
     pub deflate: DeflateConfig,
+    /// The broker that shares topics with other hosts (`redis://...`).
+    /// `None`: topics are this host's alone. Default `None`.
+    pub broker: Option<BrokerUrl>,
+    /// Most bytes of publishes waiting to be sent to the broker; beyond it
+    /// they are not sent to other hosts (dropped and counted). Default
+    /// 16 MiB.
+    pub broker_queue: usize,
 }
 
 /// While this many bytes of received messages wait for the guest, the host
@@ -92,6 +100,11 @@ impl ServerConfig {
             max_backpressure: self.max_backpressure,
             close_slow_subscribers: self.close_slow_subscribers,
             deflate: self.deflate.clone(),
+            broker: self.broker.clone().map(|url| BrokerConfig {
+                url,
+                queue_bytes: self.broker_queue,
+                max_message_size: self.max_message_size,
+            }),
         }
     }
 
@@ -132,6 +145,8 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(120)),
             shutdown_grace: Duration::from_secs(10),
             deflate: DeflateConfig::default(),
+            broker: None,
+            broker_queue: 16 << 20,
         }
     }
 }
