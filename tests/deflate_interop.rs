@@ -39,13 +39,13 @@ mod support;
 use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use deflate_codec::{deflate_message, inflate_message, xorshift};
 use flate2::{Compress, Compression, Decompress};
 use futures_util::{SinkExt, StreamExt};
-use support::{Host, RawClient, op};
+use support::{Host, RawClient, in_ci, op, runs};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Message sizes of the hand-written raw client tests and of the few large
@@ -81,21 +81,6 @@ fn interop_dir() -> PathBuf {
 
 fn scripts_dir() -> PathBuf {
     support::workspace().join("tests").join("interop")
-}
-
-/// `CI` set (to anything but empty, `0` or `false`).
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// Whether `program --version` runs.
-fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A missing tool: fail under CI, else say SKIP (once per tool and process).
