@@ -589,6 +589,9 @@ async fn a_stuck_redis_blocks_neither_publishes_nor_accepts() {
     let line = first.wait_for_log(&["broker reachable again"]);
     let lost: u64 = log_field(&line, "lost").unwrap().parse().unwrap();
     assert!(lost > 0, "{line}");
+    // The overflow before the timeout is in the process's total.
+    let lost_total: u64 = log_field(&line, "lost_total").unwrap().parse().unwrap();
+    assert!(lost_total > 500, "{line}");
     redis.wait_for_subscribers("/late", 1);
     // Whatever reached Redis before it stopped may still arrive at the
     // other host; skip to a fresh marker.

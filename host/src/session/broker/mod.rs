@@ -346,8 +346,6 @@ struct HealthState {
     last_reminder: Option<Instant>,
     /// `BrokerStats::lost` when the broker was lost.
     lost_before: u64,
-    /// Topics subscribed when the subscriber connection last came up.
-    topics: usize,
 }
 
 /// The link between this host's [`Topics`] and a broker: the queue towards
@@ -372,6 +370,8 @@ pub struct Link {
     prefix_clash: std::sync::atomic::AtomicBool,
     /// How often the subscriber connection failed (see [`run_publisher`]).
     subscriber_failures: AtomicU64,
+    /// How many topics' channels the subscriber connection has now.
+    subscribed: AtomicUsize,
 }
 
 /// The link's tasks, not started yet (see [`Link::new`]).
@@ -417,6 +417,7 @@ impl Link {
             refused_log: std::array::from_fn(|_| RateLimit::new()),
             prefix_clash: std::sync::atomic::AtomicBool::new(false),
             subscriber_failures: AtomicU64::new(0),
+            subscribed: AtomicUsize::new(0),
         });
         let tasks = LinkTasks {
             link: link.clone(),
@@ -506,18 +507,14 @@ impl Link {
         self.health.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One of the connections works (again); the subscriber's with
-    /// `topics` subscribed.
-    fn up(&self, side: Side, topics: usize) {
+    /// One of the connections works (again).
+    fn up(&self, side: Side) {
         let mut health = self.health();
         match side {
             Side::Publisher => health.publisher_up = true,
-            Side::Subscriber => {
-                health.subscriber_up = true;
-                health.topics = topics;
-            }
+            Side::Subscriber => health.subscriber_up = true,
         }
-        let topics = health.topics;
+        let topics = self.subscribed.load(Ordering::Relaxed);
         if !(health.publisher_up && health.subscriber_up) {
             return;
         }
@@ -527,6 +524,7 @@ impl Link {
                 broker = %self.url,
                 down_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
                 lost,
+                lost_total = self.stats.lost(),
                 topics,
                 "broker reachable again; every live topic resubscribed; {lost} messages published \
                  here meanwhile were lost for other hosts, and what other hosts published \
@@ -560,6 +558,7 @@ impl Link {
             tracing::warn!(
                 broker = %self.url,
                 %error,
+                lost_total = health.lost_before,
                 "lost the broker: local topics go on; reconnecting with backoff; messages between \
                  this host and the others are lost (and counted) until then"
             );
@@ -773,7 +772,7 @@ async fn run_publisher(
             }
         };
         backoff.reset();
-        link.up(Side::Publisher, 0);
+        link.up(Side::Publisher);
         loop {
             if batch.is_empty() && next_batch(&link, &mut queue, &mut batch).await.is_none() {
                 return;
@@ -867,7 +866,8 @@ async fn serve_subscriber(
         subscribed.extend(chunk.iter().cloned());
     }
     backoff.reset();
-    link.up(Side::Subscriber, subscribed.len());
+    link.subscribed.store(subscribed.len(), Ordering::Relaxed);
+    link.up(Side::Subscriber);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ping.tick().await; // the first tick is now
@@ -879,7 +879,9 @@ async fn serve_subscriber(
             },
             () = link.changed_wake.notified() => {
                 let topics = topics.upgrade()?;
-                if let Err(error) = follow_changes(link, conn, &topics, &mut subscribed).await {
+                let followed = follow_changes(link, conn, &topics, &mut subscribed).await;
+                link.subscribed.store(subscribed.len(), Ordering::Relaxed);
+                if let Err(error) = followed {
                     return Some(error);
                 }
             }
