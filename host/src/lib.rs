@@ -7,8 +7,9 @@
 //!    permessage-deflate, and one connection's rules as a state machine):
 //!    plain functions and state machines over bytes and time.
 //! 2. [`config`] and [`session`]: what the runtime and the server share:
-//!    every knob with its default; the guest-facing connection handle and
-//!    how a guest's run ended.
+//!    every knob with its default; the guest-facing connection handle, how
+//!    a guest's run ended, topics and the broker link that shares them with
+//!    other hosts.
 //! 3. [`runtime`] (wasmtime: engine, component loading, the WIT host) and
 //!    [`server`] (IO: listener, per-connection driver), which starts guests
 //!    through the runtime.

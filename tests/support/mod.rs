@@ -499,3 +499,48 @@ pub fn decode_frame(buf: &[u8]) -> Option<(Frame, usize)> {
         at + len,
     ))
 }
+
+/// A tokio-tungstenite client, for tests that speak WebSocket normally.
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::StreamExt as _;
+    use tokio::time::timeout;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::{Host, WAIT};
+
+    /// A client connection.
+    pub type Client = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// Connect to `path` on `host`.
+    pub async fn connect(host: &Host, path: &str) -> Client {
+        let (client, _) = tokio_tungstenite::connect_async(host.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {path}: {e}"));
+        client
+    }
+
+    /// The next data message (pings and pongs skipped).
+    pub async fn next(client: &mut Client) -> Message {
+        loop {
+            let message = timeout(WAIT, client.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("the connection ended")
+                .expect("a WebSocket error");
+            if message.is_text() || message.is_binary() || message.is_close() {
+                return message;
+            }
+        }
+    }
+
+    /// Nothing arrives within `window`.
+    pub async fn silent(client: &mut Client, window: Duration) {
+        if let Ok(Some(message)) = timeout(window, client.next()).await {
+            panic!("expected nothing, got {message:?}");
+        }
+    }
+}

@@ -412,6 +412,11 @@ impl Conn {
     /// Connects and completes the opening handshake, with `extra_headers` (each line ending in
     /// CRLF) in the request; both bounded by [`CONNECT_TIMEOUT`].
     pub async fn open(addr: SocketAddr, extra_headers: &str) -> Result<Conn> {
+        Conn::open_path(addr, "/", extra_headers).await
+    }
+
+    /// [`Conn::open`] with the request path `path`.
+    pub async fn open_path(addr: SocketAddr, path: &str, extra_headers: &str) -> Result<Conn> {
         let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .context("connect timed out")?
@@ -424,15 +429,15 @@ impl Conn {
             end: 0,
             extensions: None,
         };
-        timeout(CONNECT_TIMEOUT, conn.handshake(addr, extra_headers))
+        timeout(CONNECT_TIMEOUT, conn.handshake(addr, path, extra_headers))
             .await
             .context("opening handshake timed out")??;
         Ok(conn)
     }
 
-    async fn handshake(&mut self, addr: SocketAddr, extra_headers: &str) -> Result<()> {
+    async fn handshake(&mut self, addr: SocketAddr, path: &str, extra_headers: &str) -> Result<()> {
         let request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
         );
         self.send(request.as_bytes())
