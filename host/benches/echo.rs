@@ -25,16 +25,12 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail, ensure};
-use support::{
-    Flags, Kind, Sample, Window, bench_main, clock_ticks_per_second, number, require_file, rss_kib,
-    serve_command, start_server, workspace_root,
-};
+use anyhow::{Context as _, Result, ensure};
+use support::{Common, Kind, Sample, Window, bench_main, clock_ticks_per_second, number, rss_kib};
 
 const USAGE: &str = "\
 usage: cargo bench -p host --bench echo -- [options]
@@ -46,24 +42,21 @@ usage: cargo bench -p host --bench echo -- [options]
   --seconds SECS      measured window per run                          [5]
   --warmup SECS       warm-up before each window                       [1]
   --only KIND         run only `wsbox` or only `native`
-  --host-bin PATH     wsbox host binary     [<workspace>/target/release/host]
-  --guest PATH        echo guest component  [<workspace>/target/wasm32-wasip2/release/echo.wasm]
+  --host-bin PATH     wsbox host binary     [<target>/release/host]
+  --guest PATH        echo guest component  [<target>/wasm32-wasip2/release/echo.wasm]
+  --host-arg ARG      one more argument to `host serve` (repeatable)
   --client-threads N  client threads, each a current-thread runtime    [1]
   --native-as-wsbox   validation: run the native server in the wsbox slot too
                       (the wsbox/native ratios should then come out near 1.00)
+
+<target> is $CARGO_TARGET_DIR, else <workspace>/target.
 ";
 
 /// Time for a server's memory to settle once all idle connections are open.
 const SETTLE: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    bench_main(native::serve, |args| match Options::parse(args)? {
-        Some(options) => run(&options),
-        None => {
-            print!("{USAGE}");
-            Ok(())
-        }
-    })
+    bench_main(USAGE, native::serve, Options::parse, run)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,35 +67,19 @@ struct Options {
     connections: usize,
     inflight: Vec<usize>,
     size: usize,
-    text: bool,
-    seconds: f64,
-    warmup: f64,
-    only: Option<Kind>,
-    host_bin: PathBuf,
-    guest: PathBuf,
-    client_threads: usize,
-    native_as_wsbox: bool,
+    common: Common,
 }
 
 impl Options {
     /// Parses the command line; `Ok(None)` means help was asked for.
     fn parse(args: Vec<String>) -> Result<Option<Options>> {
-        let root = workspace_root();
         let mut o = Options {
             connections: 100,
             inflight: vec![1, 16],
             size: 32,
-            text: false,
-            seconds: 5.0,
-            warmup: 1.0,
-            only: None,
-            host_bin: root.join("target/release/host"),
-            guest: root.join("target/wasm32-wasip2/release/echo.wasm"),
-            client_threads: 1,
-            native_as_wsbox: false,
+            common: Common::new("echo"),
         };
-        let mut flags = Flags::new(args);
-        while let Some(mut flag) = flags.next_flag() {
+        let go_on = o.common.parse(args, USAGE, |flag| {
             match flag.name.as_str() {
                 "--connections" => o.connections = flag.number()?,
                 "--inflight" => {
@@ -113,31 +90,18 @@ impl Options {
                         .collect::<Result<_>>()?
                 }
                 "--size" => o.size = flag.number()?,
-                "--text" => o.text = true,
-                "--binary" => o.text = false,
-                "--seconds" => o.seconds = flag.number()?,
-                "--warmup" => o.warmup = flag.number()?,
-                "--only" => o.only = Some(Kind::parse(&flag.value()?)?),
-                "--host-bin" => o.host_bin = flag.value()?.into(),
-                "--guest" => o.guest = flag.value()?.into(),
-                "--client-threads" => o.client_threads = flag.number()?,
-                "--native-as-wsbox" => o.native_as_wsbox = true,
-                // `cargo bench` passes `--bench` to harness-less benches.
-                "--bench" => {}
-                "-h" | "--help" => return Ok(None),
-                _ => bail!("unknown option {:?}\n\n{USAGE}", flag.arg),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !go_on {
+            return Ok(None);
         }
         ensure!(o.connections > 0, "--connections must be at least 1");
         ensure!(
             !o.inflight.is_empty() && o.inflight.iter().all(|&p| p > 0),
             "--inflight values must be at least 1"
         );
-        ensure!(
-            o.seconds > 0.0 && o.warmup >= 0.0,
-            "--seconds must be positive and --warmup not negative"
-        );
-        ensure!(o.client_threads > 0, "--client-threads must be at least 1");
         Ok(Some(o))
     }
 }
@@ -171,34 +135,23 @@ struct ServerResult {
 }
 
 fn run(o: &Options) -> Result<()> {
-    let kinds = Kind::selected(o.only);
-    if kinds.contains(&Kind::Wsbox) && !o.native_as_wsbox {
-        require_file(
-            &o.host_bin,
-            "the wsbox host",
-            "cargo build --release -p host",
-        )?;
-        require_file(
-            &o.guest,
-            "the echo guest",
-            "cargo build --release --target wasm32-wasip2 -p echo",
-        )?;
-    }
+    o.common.require_wsbox()?;
+    let c = &o.common;
     let tck = clock_ticks_per_second();
     println!(
         "echo: {} connections, {}-byte {} messages, in flight {:?}, {} s window after {} s warm-up, \
          {} client thread(s), CLK_TCK {tck}",
         o.connections,
         o.size,
-        if o.text { "text" } else { "binary" },
+        if c.text { "text" } else { "binary" },
         o.inflight,
-        o.seconds,
-        o.warmup,
-        o.client_threads,
+        c.seconds,
+        c.warmup,
+        c.client_threads,
     );
 
     let mut results = Vec::new();
-    for kind in kinds {
+    for kind in c.kinds() {
         results.push(bench_server(kind, o)?);
     }
     print_report(o, &results);
@@ -206,9 +159,8 @@ fn run(o: &Options) -> Result<()> {
 }
 
 fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
-    let mut server = start_server("echo", kind, o.native_as_wsbox, |addr| {
-        serve_command(&o.host_bin, &o.guest, addr)
-    })?;
+    let c = &o.common;
+    let mut server = c.start_server("echo", kind)?;
     let pid = server.pid();
     let mut rounds = Vec::new();
     let mut memory = None;
@@ -217,13 +169,13 @@ fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
             "{}: P={inflight}: connecting {} clients",
             server.label, o.connections
         );
-        let config = client::Config::new(server.addr, o.size, o.text, inflight);
+        let config = client::Config::new(server.addr, o.size, c.text, inflight);
         let before_kib = if memory.is_none() {
             Some(rss_kib(pid)?)
         } else {
             None
         };
-        let clients = client::Clients::connect(config, o.connections, o.client_threads)
+        let clients = client::Clients::connect(config, o.connections, c.client_threads)
             .with_context(|| format!("connecting to the {} server", server.label))?;
         if let Some(before_kib) = before_kib {
             thread::sleep(SETTLE);
@@ -236,12 +188,12 @@ fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
 
         eprintln!(
             "{}: P={inflight}: running {} s + {} s",
-            server.label, o.warmup, o.seconds
+            server.label, c.warmup, c.seconds
         );
         clients.start();
-        thread::sleep(Duration::from_secs_f64(o.warmup));
+        thread::sleep(Duration::from_secs_f64(c.warmup));
         let start = Sample::take(clients.completed(), pid)?;
-        thread::sleep(Duration::from_secs_f64(o.seconds));
+        thread::sleep(Duration::from_secs_f64(c.seconds));
         let end = Sample::take(clients.completed(), pid)?;
         let report = clients.stop();
         report.warn(&format!("{} P={inflight}", server.label));

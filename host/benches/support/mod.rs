@@ -125,6 +125,122 @@ impl Flag<'_> {
     }
 }
 
+/// The options the benches that compare wsbox with a native peer share.
+#[derive(Debug)]
+pub struct Common {
+    /// Text messages instead of binary.
+    pub text: bool,
+    /// The measured window, seconds.
+    pub seconds: f64,
+    /// The warm-up before each window, seconds.
+    pub warmup: f64,
+    /// Only one of the servers.
+    pub only: Option<Kind>,
+    pub host_bin: PathBuf,
+    pub guest: PathBuf,
+    /// Load-client threads.
+    pub client_threads: usize,
+    /// The native peer in the wsbox slot too, to validate a bench.
+    pub native_as_wsbox: bool,
+    /// More arguments to `host serve`.
+    pub host_args: Vec<String>,
+    guest_name: &'static str,
+}
+
+impl Common {
+    /// The defaults, with the release builds of the host and of the guest named `guest`
+    /// ([`guest_path`]).
+    pub fn new(guest: &'static str) -> Common {
+        Common {
+            text: false,
+            seconds: 5.0,
+            warmup: 1.0,
+            only: None,
+            host_bin: target_dir().join("release/host"),
+            guest: guest_path(guest),
+            client_threads: 1,
+            native_as_wsbox: false,
+            host_args: Vec::new(),
+            guest_name: guest,
+        }
+    }
+
+    /// Parses `args`: each flag goes to `own` first, which returns whether it took it, then to
+    /// these options. Returns `Ok(false)` if help was asked for.
+    pub fn parse(
+        &mut self,
+        args: Vec<String>,
+        usage: &str,
+        mut own: impl FnMut(&mut Flag) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut flags = Flags::new(args);
+        while let Some(mut flag) = flags.next_flag() {
+            if own(&mut flag)? {
+                continue;
+            }
+            match flag.name.as_str() {
+                "--text" => self.text = true,
+                "--binary" => self.text = false,
+                "--seconds" => self.seconds = flag.number()?,
+                "--warmup" => self.warmup = flag.number()?,
+                "--only" => self.only = Some(Kind::parse(&flag.value()?)?),
+                "--host-bin" => self.host_bin = flag.value()?.into(),
+                "--guest" => self.guest = flag.value()?.into(),
+                "--host-arg" => self.host_args.push(flag.value()?),
+                "--client-threads" => self.client_threads = flag.number()?,
+                "--native-as-wsbox" => self.native_as_wsbox = true,
+                // `cargo bench` passes `--bench` to harness-less benches.
+                "--bench" => {}
+                "-h" | "--help" => return Ok(false),
+                _ => bail!("unknown option {:?}\n\n{usage}", flag.arg),
+            }
+        }
+        ensure!(
+            self.seconds > 0.0 && self.warmup >= 0.0,
+            "--seconds must be positive and --warmup not negative"
+        );
+        ensure!(
+            self.client_threads > 0,
+            "--client-threads must be at least 1"
+        );
+        Ok(true)
+    }
+
+    /// The servers to measure, wsbox first.
+    pub fn kinds(&self) -> Vec<Kind> {
+        Kind::selected(self.only)
+    }
+
+    /// Fails with how to build them unless the host and the guest exist, if wsbox is measured.
+    pub fn require_wsbox(&self) -> Result<()> {
+        if !self.kinds().contains(&Kind::Wsbox) || self.native_as_wsbox {
+            return Ok(());
+        }
+        require_file(
+            &self.host_bin,
+            "the wsbox host",
+            "cargo build --release -p host",
+        )?;
+        require_file(
+            &self.guest,
+            &format!("the {} guest", self.guest_name),
+            &format!(
+                "cargo build --release --target wasm32-wasip2 -p {}",
+                self.guest_name
+            ),
+        )
+    }
+
+    /// Starts the server of `kind` for bench `bench` (see [`start_server`]).
+    pub fn start_server(&self, bench: &str, kind: Kind) -> Result<Server> {
+        start_server(bench, kind, self.native_as_wsbox, |addr| {
+            let mut cmd = serve_command(&self.host_bin, &self.guest, addr);
+            cmd.args(&self.host_args);
+            cmd
+        })
+    }
+}
+
 /// `text`, a value of `flag`, as a number.
 pub fn number<T: std::str::FromStr>(flag: &str, text: &str) -> Result<T>
 where
@@ -293,10 +409,14 @@ impl Kind {
 pub const SERVE_NATIVE: &str = "--serve-native";
 
 /// A bench's `main`: with [`SERVE_NATIVE`] `ADDR` among the arguments it runs `serve(ADDR)`, the
-/// bench's native server, else `bench(arguments)`. An error is printed and exits with status 1.
-pub fn bench_main(
+/// bench's native server; else it runs the bench with the options `parse` makes of the arguments,
+/// or prints `usage` if `parse` says help was asked for (`None`). An error is printed and exits
+/// with status 1.
+pub fn bench_main<O>(
+    usage: &str,
     serve: impl FnOnce(&str) -> Result<()>,
-    bench: impl FnOnce(Vec<String>) -> Result<()>,
+    parse: impl FnOnce(Vec<String>) -> Result<Option<O>>,
+    bench: impl FnOnce(&O) -> Result<()>,
 ) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.iter().position(|a| a == SERVE_NATIVE) {
@@ -304,7 +424,13 @@ pub fn bench_main(
             Some(addr) => serve(addr),
             None => Err(anyhow::anyhow!("{SERVE_NATIVE} needs an address")),
         },
-        None => bench(args),
+        None => parse(args).and_then(|options| match options {
+            Some(options) => bench(&options),
+            None => {
+                print!("{usage}");
+                Ok(())
+            }
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
