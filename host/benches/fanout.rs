@@ -227,6 +227,8 @@ struct RunResult {
     lost: i64,
     gaps: u64,
     reordered: u64,
+    /// Connections that ended in an error.
+    failed: usize,
     rss_kib: u64,
 }
 
@@ -328,6 +330,7 @@ fn bench_server(kind: Kind, scenario: &Scenario, o: &Options) -> Result<RunResul
         lost: expected as i64 - arrived as i64,
         gaps: stats.gaps,
         reordered: stats.reordered,
+        failed: report.failed(),
         rss_kib,
     })
 }
@@ -339,28 +342,25 @@ fn sleep_until(deadline: Instant) {
 fn print_report(results: &[RunResult]) {
     println!();
     println!(
-        "{:<8} {:<13} {:>8} {:>12} {:>10} {:>7} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8}",
+        "{:<8} {:<13} {:>7} {:>12} {:>17} {:>5} {:>8} {:>8} {:>7} {:>6} {:>6} {:>17} {:>7}",
         "scenario",
         "server",
         "msgs/s",
         "deliveries/s",
-        "server µs",
-        "server",
+        "server µs CPU/dlv",
+        "cores",
         "p50 µs",
         "p99 µs",
         "lost",
         "gaps",
-        "client µs",
+        "failed",
+        "client µs CPU/dlv",
         "RSS MiB"
-    );
-    println!(
-        "{:<8} {:<13} {:>8} {:>12} {:>10} {:>7} {:>8} {:>8} {:>8} {:>6} {:>10} {:>8}",
-        "", "", "", "", "CPU/deliv", "cores", "", "", "", "", "CPU/deliv", ""
     );
     for r in results {
         let w = &r.window;
         println!(
-            "{:<8} {:<13} {:>8.0} {:>12.0} {:>10.3} {:>7.2} {:>8.1} {:>8.1} {:>8} {:>6} {:>10.3} {:>8.1}",
+            "{:<8} {:<13} {:>7.0} {:>12.0} {:>17.3} {:>5.2} {:>8.1} {:>8.1} {:>7} {:>6} {:>6} {:>17.3} {:>7.1}",
             r.scenario,
             r.label,
             r.published_per_sec,
@@ -371,10 +371,15 @@ fn print_report(results: &[RunResult]) {
             r.latency.quantile(0.99) as f64 / 1e3,
             r.lost,
             r.gaps,
+            r.failed,
             w.client_us_per_msg(),
             r.rss_kib as f64 / 1024.0,
         );
     }
+    println!(
+        "(msgs/s: published in the window; dlv: delivery; cores: server CPU seconds per second; \
+         failed: connections that ended in error, see the warnings)"
+    );
     if results.iter().any(|r| r.reordered > 0) {
         println!("(some messages arrived out of order: see the warnings above)");
     }
