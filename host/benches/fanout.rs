@@ -232,6 +232,7 @@ struct RunResult {
     rss_kib: u64,
 }
 
+/// Runs every selected scenario against every selected server and prints the report.
 fn run(o: &Options) -> Result<()> {
     let c = &o.common;
     c.require_wsbox()?;
@@ -282,6 +283,7 @@ fn run(o: &Options) -> Result<()> {
     Ok(())
 }
 
+/// Runs `scenario` against a fresh server of `kind`.
 fn bench_server(kind: Kind, scenario: &Scenario, o: &Options) -> Result<RunResult> {
     let c = &o.common;
     let mut server = c.start_server("fanout", kind)?;
@@ -335,10 +337,12 @@ fn bench_server(kind: Kind, scenario: &Scenario, o: &Options) -> Result<RunResul
     })
 }
 
+/// Sleeps this thread until `deadline`.
 fn sleep_until(deadline: Instant) {
     thread::sleep(deadline.saturating_duration_since(Instant::now()));
 }
 
+/// The results table, and the wsbox/native ratios where both servers ran a scenario.
 fn print_report(results: &[RunResult]) {
     println!();
     println!(
@@ -439,6 +443,7 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    /// The bucket `value` falls into.
     fn index(value: u64) -> usize {
         if value < 1 << SUB_BITS {
             return value as usize;
@@ -458,11 +463,13 @@ impl Histogram {
         u64::try_from(((1 << SUB_BITS) + sub) << shift).unwrap_or(u64::MAX)
     }
 
+    /// Counts one `value`.
     fn record(&mut self, value: u64) {
         self.counts[Histogram::index(value)] += 1;
         self.total += 1;
     }
 
+    /// Adds `other`'s counts to these.
     fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             *a += b;
@@ -529,6 +536,7 @@ mod client {
     }
 
     impl Config {
+        /// The run of `scenario` against the server on `addr`, as the options say.
         pub fn new(addr: SocketAddr, scenario: &Scenario, o: &Options) -> Config {
             let opcode = if o.common.text { OP_TEXT } else { OP_BINARY };
             // ASCII, so the same bytes are valid as text.
@@ -555,6 +563,7 @@ mod client {
             }
         }
 
+        /// Bound on a server frame's payload: a message, or any control frame.
         fn max_payload(&self) -> usize {
             self.size.max(125)
         }
@@ -570,14 +579,17 @@ mod client {
     }
 
     impl Times {
+        /// The time now.
         fn now(&self) -> u64 {
             self.epoch.elapsed().as_nanos() as u64
         }
 
+        /// One of the times as an `Instant`.
         fn instant(&self, at: &AtomicU64) -> Instant {
             self.epoch + Duration::from_nanos(at.load(Relaxed))
         }
 
+        /// Whether a message sent at `sent_at` belongs to the measured window.
         fn measured(&self, sent_at: u64) -> bool {
             (self.start.load(Relaxed)..self.end.load(Relaxed)).contains(&sent_at)
         }
@@ -605,6 +617,7 @@ mod client {
     }
 
     impl Stats {
+        /// Adds `other`'s figures to these.
         fn merge(&mut self, other: &Stats) {
             self.latency.merge(&other.latency);
             self.gaps += other.gaps;
@@ -902,6 +915,7 @@ mod client {
     }
 
     impl Inbox {
+        /// A connection that has received nothing yet; `own` is its publisher index, if any.
         fn new(config: Arc<Config>, own: Option<usize>) -> Inbox {
             let next_seq = vec![0; config.publishers];
             Inbox {
@@ -1034,6 +1048,7 @@ mod native {
         super::support::serve_native(addr, connection)
     }
 
+    /// The topic `path`, made on first use.
     fn topic(path: &str) -> broadcast::Sender<Published> {
         let mut topics = TOPICS.lock().expect("topics lock");
         topics
@@ -1042,6 +1057,7 @@ mod native {
             .clone()
     }
 
+    /// Serves one connection; its error, if any, goes to the log.
     async fn connection(stream: TcpStream) {
         if let Err(e) = serve_connection(stream).await {
             eprintln!("native fanout: {e:#}");

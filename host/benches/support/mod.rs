@@ -382,7 +382,9 @@ pub fn serve_command(host: &Path, guest: &Path, addr: SocketAddr) -> Command {
 /// Which of the two servers a measurement is for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
+    /// The wsbox host running a guest.
     Wsbox,
+    /// The bench's native peer.
     Native,
 }
 
@@ -908,6 +910,7 @@ impl Report {
         self.first_error.get_or_insert_with(|| format!("{error:#}"));
     }
 
+    /// Adds `other`'s counts to these.
     pub fn merge(&mut self, other: Report) {
         self.failed += other.failed;
         self.unclosed += other.unclosed;
