@@ -18,7 +18,8 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-    /// Log format (the level is set with RUST_LOG, default `info`).
+    /// Log format (the level is set with --log-level or RUST_LOG, default
+    /// `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 }
@@ -43,6 +44,10 @@ pub enum Command {
     /// Check that APP fits the wsbox:websocket/handler world and list what
     /// it imports and exports; exit 1 with the reason if it does not.
     Check(CheckArgs),
+    /// Print the configuration `host serve` would run with (the --config
+    /// file, these flags, the defaults) as a TOML file, every key
+    /// annotated.
+    Config(ServeArgs),
 }
 
 /// Arguments of `host check`.
@@ -56,8 +61,18 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The guest component (built for wasm32-wasip2 against the
-    /// wsbox:websocket/handler world).
-    pub app: PathBuf,
+    /// wsbox:websocket/handler world); may be given as `app` in the
+    /// --config file instead.
+    pub app: Option<PathBuf>,
+    /// Read flags from this TOML file: each key is a flag's name
+    /// (`max-frame-size = "16MiB"`); flags on the command line win. SIGHUP
+    /// re-reads it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log filter (`info`, `debug`, `warn,wsbox::access=info`, ...;
+    /// tracing's EnvFilter syntax). Default: RUST_LOG, else `info`.
+    #[arg(long, value_name = "FILTER", value_parser = parse_log_filter)]
+    pub log_level: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9001")]
     pub listen: SocketAddr,
@@ -157,6 +172,18 @@ pub struct ServeArgs {
     /// no files; such requests get 400.
     #[arg(long = "static", value_name = "DIR", value_parser = parse_static_dir)]
     pub static_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, with /healthz and
+    /// /readyz, on this separate address (e.g. 127.0.0.1:9090). Default:
+    /// no metrics are kept.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve wss:// with this PEM certificate chain (leaf first); needs
+    /// --tls-key. When the file changes, new connections get the new one.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Serve a dev console at /__wsbox/console: a page to connect to any
     /// path of this host, send text or binary messages and watch the
     /// traffic.
@@ -220,6 +247,9 @@ impl ServeArgs {
             devconsole: self.devconsole,
             broker: self.broker.clone(),
             broker_queue: usize::try_from(self.broker_queue).unwrap_or(usize::MAX),
+            metrics_listen: self.metrics_listen,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
             ..ServerConfig::default()
         }
     }
@@ -245,6 +275,13 @@ pub fn parse_static_dir(text: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!("{text} is not a directory"))
     }
+}
+
+/// Check a `--log-level` filter (tracing's EnvFilter syntax).
+pub fn parse_log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("{text:?} is not a log filter: {error}"))
 }
 
 /// Parse a byte size: a number with an optional `B`, `KiB`, `MiB` or `GiB`

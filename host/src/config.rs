@@ -95,6 +95,14 @@ pub struct ServerConfig {
     /// they are not sent to other hosts (dropped and counted). Default
     /// 16 MiB.
     pub broker_queue: usize,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`. `None`: no
+    /// metrics are kept. Default `None`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// PEM certificate chain for `wss://` (with `tls_key`). `None`: plain
+    /// `ws://`. Default `None`.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`. Default `None`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// While this many bytes of received messages wait for the guest, the host
@@ -138,6 +146,58 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// What a running server can take from `new` (a re-read configuration
+    /// file): the limits and policies that apply to each new connection,
+    /// the static directory, the drain delay. The rest (addresses, sizes of
+    /// the instance pool, guest limits, the cache, the topics' limits) is
+    /// kept; the keys of those that differ come back, to be reported as
+    /// needing a restart.
+    pub fn live_update(&self, new: &ServerConfig) -> (ServerConfig, Vec<&'static str>) {
+        let mut restart = Vec::new();
+        let mut check = |differs: bool, key: &'static str| {
+            if differs {
+                restart.push(key);
+            }
+        };
+        check(self.listen != new.listen, "listen");
+        check(
+            self.max_connections != new.max_connections,
+            "max-connections",
+        );
+        check(self.guest_memory != new.guest_memory, "guest-memory");
+        check(self.guest_cpu != new.guest_cpu, "guest-cpu-ms");
+        check(self.cache_dir != new.cache_dir, "cache-dir");
+        check(
+            self.max_backpressure != new.max_backpressure,
+            "max-backpressure",
+        );
+        check(
+            self.close_slow_subscribers != new.close_slow_subscribers,
+            "close-slow-subscribers",
+        );
+        check(self.metrics_listen != new.metrics_listen, "metrics-listen");
+        // The files' contents rotate live; switching TLS on or off, or to
+        // other files, takes a restart.
+        check(self.tls_cert != new.tls_cert, "tls-cert");
+        check(self.tls_key != new.tls_key, "tls-key");
+        let updated = ServerConfig {
+            listen: self.listen,
+            max_connections: self.max_connections,
+            guest_memory: self.guest_memory,
+            guest_cpu: self.guest_cpu,
+            cache_dir: self.cache_dir.clone(),
+            max_backpressure: self.max_backpressure,
+            close_slow_subscribers: self.close_slow_subscribers,
+            metrics_listen: self.metrics_listen,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            ..new.clone()
+        };
+        (updated, restart)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -165,6 +225,37 @@ impl Default for ServerConfig {
             devconsole: false,
             broker: None,
             broker_queue: 16 << 20,
+            metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_updates_keep_what_needs_a_restart() {
+        let old = ServerConfig::default();
+        let new = ServerConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            max_connections: 5,
+            max_frame_size: 1 << 10,
+            allowed_origins: vec!["https://a.example".into()],
+            drain_after: Some(Duration::from_secs(3)),
+            static_dir: Some(PathBuf::from("/srv")),
+            ..ServerConfig::default()
+        };
+        let (updated, restart) = old.live_update(&new);
+        assert_eq!(restart, ["listen", "max-connections"]);
+        assert_eq!(updated.listen, old.listen);
+        assert_eq!(updated.max_connections, old.max_connections);
+        assert_eq!(updated.max_frame_size, 1 << 10);
+        assert_eq!(updated.allowed_origins, new.allowed_origins);
+        assert_eq!(updated.drain_after, new.drain_after);
+        assert_eq!(updated.static_dir, new.static_dir);
+        assert!(old.live_update(&old).1.is_empty());
     }
 }

@@ -1,24 +1,46 @@
 //! The `host` binary: parse the command line, set up logging, serve.
 
+use std::ffi::OsString;
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use clap::Parser as _;
-use tracing_subscriber::EnvFilter;
-use wsbox::cli::{CheckArgs, Cli, Command, LogFormat, ServeArgs};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Registry, reload};
+use wsbox::cli::{CheckArgs, Command, LogFormat, ServeArgs};
 use wsbox::config::ServerConfig;
+use wsbox::config_file::{self, ConfigError};
+use wsbox::metrics::Metrics;
 use wsbox::reload::Reloader;
 use wsbox::runtime::Runtime;
 use wsbox::server::Server;
+use wsbox::server::tls::CertStore;
+
+/// Changes the log filter of the running process.
+type LogFilter = reload::Handle<EnvFilter, Registry>;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match config_file::resolve(&argv) {
+        Ok(cli) => cli,
+        // Usage errors, --help and --version, as clap prints them.
+        Err(ConfigError::CommandLine(error)) => error.exit(),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let log_level = match &cli.command {
+        Command::Serve(args) | Command::Config(args) => args.log_level.clone(),
+        Command::Check(_) => None,
+    };
+    let log_filter = init_logging(cli.log_format, log_level.as_deref());
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, argv, log_filter),
         Command::Check(args) => return check(&args),
+        Command::Config(_) => return print_config(&argv),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -29,15 +51,90 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// Log to stderr in `format`, filtered by `level` (else RUST_LOG, else
+/// `info`); the filter can be changed later through the handle.
+fn init_logging(format: LogFormat, level: Option<&str>) -> LogFilter {
+    let (filter, handle) = reload::Layer::new(log_filter(level));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
+    let registry = tracing_subscriber::registry().with(filter);
     match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => registry.with(layer).init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
+    }
+    handle
+}
+
+/// The filter for `--log-level` (checked by the command line already).
+fn log_filter(level: Option<&str>) -> EnvFilter {
+    level
+        .and_then(|level| EnvFilter::try_new(level).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// `host config`: the effective configuration as TOML.
+fn print_config(argv: &[OsString]) -> ExitCode {
+    match config_file::effective_toml(argv) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// On SIGHUP, re-read the --config file (under the same command line):
+/// apply what can change live, log what needs a restart. A file that no
+/// longer parses changes nothing.
+async fn reload_config(
+    argv: Vec<OsString>,
+    mut running: ServeArgs,
+    server: Arc<Server>,
+    filter_handle: LogFilter,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Some(file) = running.config.clone() else {
+        return;
+    };
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the configuration file is read once");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let args = match config_file::resolve(&argv) {
+            Ok(cli) => match cli.command {
+                Command::Serve(args) => args,
+                Command::Check(_) | Command::Config(_) => continue,
+            },
+            Err(error) => {
+                tracing::error!("configuration not reloaded, the running one stays: {error}");
+                continue;
+            }
+        };
+        let mut restart = server.update_config(&args.config());
+        if args.app != running.app {
+            restart.push("app");
+        }
+        if args.log_level != running.log_level {
+            let applied = filter_handle.reload(log_filter(args.log_level.as_deref()));
+            if let Err(error) = applied {
+                tracing::warn!(%error, "log level not changed");
+            }
+        }
+        tracing::info!(file = %file.display(), "configuration reloaded");
+        for key in restart {
+            tracing::warn!(
+                key,
+                file = %file.display(),
+                "changed, but takes effect only after a restart"
+            );
+        }
+        running = args;
     }
 }
 
@@ -116,7 +213,35 @@ fn check_map_count(max_connections: usize) {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Keep metrics and serve them (with the health checks) on `addr`.
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    wasm: &Arc<Runtime>,
+    server: &Arc<Server>,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new(server.topics().clone());
+    wasm.set_metrics(metrics.clone());
+    server.set_metrics(metrics.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))?;
+    let local = listener
+        .local_addr()
+        .context("reading the metrics address")?;
+    tracing::info!("metrics on http://{local}/metrics");
+    tokio::spawn(wsbox::server::admin::serve(
+        listener,
+        server.clone(),
+        metrics,
+    ));
+    Ok(())
+}
+
+fn serve(args: ServeArgs, argv: Vec<OsString>, filter_handle: LogFilter) -> anyhow::Result<()> {
+    let app = args
+        .app
+        .clone()
+        .context("no app to serve: give APP, or `app` in the --config file")?;
     let config = Arc::new(args.config());
     check_map_count(config.max_connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -125,22 +250,36 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let wasm = Arc::new(Runtime::new(config.clone())?);
-        let guest = wasm.load(&args.app)?;
+        let guest = wasm.load(&app)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         let local = listener
             .local_addr()
             .context("reading the listen address")?;
+        // Bad TLS files stop the start before the port opens.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(CertStore::load(cert, key)?),
+            _ => None,
+        };
         let version = guest.version().to_owned();
         let server = Server::new(wasm.clone(), guest, config.clone());
+        if let Some(store) = &tls {
+            server.set_tls(store.server_config()?);
+            store.watch()?;
+        }
+        if let Some(addr) = config.metrics_listen {
+            serve_metrics(addr, &wasm, &server).await?;
+        }
         // Watching starts before we say we listen: a change made after
         // that line is never missed.
-        Reloader::new(wasm, server.clone(), args.app.clone(), config.drain_after).spawn()?;
+        Reloader::new(wasm, server.clone(), app.clone()).spawn()?;
+        tokio::spawn(reload_config(argv, args, server.clone(), filter_handle));
         tracing::info!(
-            app = %args.app.display(),
+            app = %app.display(),
             version,
-            "listening on ws://{local}"
+            "listening on {}://{local}",
+            if tls.is_some() { "wss" } else { "ws" }
         );
         server
             .serve(listener, shutdown_signal())

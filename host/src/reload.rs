@@ -24,6 +24,7 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::metrics::SwapResult;
 use crate::runtime::{Guest, Runtime, one_line, version_of};
 use crate::server::Server;
 
@@ -72,22 +73,17 @@ pub struct Reloader {
     runtime: Arc<Runtime>,
     server: Arc<Server>,
     path: PathBuf,
-    drain_after: Option<Duration>,
 }
 
 impl Reloader {
     /// A reloader of `path` into `server`; see [`Reloader::spawn`].
-    pub fn new(
-        runtime: Arc<Runtime>,
-        server: Arc<Server>,
-        path: PathBuf,
-        drain_after: Option<Duration>,
-    ) -> Self {
+    /// Connections still on an older version are drained after the
+    /// server's `drain_after` as configured at the time of the swap.
+    pub fn new(runtime: Arc<Runtime>, server: Arc<Server>, path: PathBuf) -> Self {
         Self {
             runtime,
             server,
             path,
-            drain_after,
         }
     }
 
@@ -176,6 +172,7 @@ impl Reloader {
                 return;
             }
             Ok(Err(error)) => {
+                self.count(SwapResult::Refused);
                 tracing::error!(
                     app = %self.path.display(),
                     version = current,
@@ -185,6 +182,7 @@ impl Reloader {
                 return;
             }
             Err(error) => {
+                self.count(SwapResult::Refused);
                 tracing::error!(
                     app = %self.path.display(),
                     version = current,
@@ -202,12 +200,22 @@ impl Reloader {
             "hot swap"
         );
         self.server.swap_guest(guest);
-        if let Some(delay) = self.drain_after {
+        self.count(SwapResult::Swapped);
+        // Read at each swap: SIGHUP may have changed it.
+        if let Some(delay) = self.server.config().drain_after {
             let server = self.server.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 drain_old_versions(&server);
             });
+        }
+    }
+}
+
+impl Reloader {
+    fn count(&self, result: SwapResult) {
+        if let Some(metrics) = self.server.metrics() {
+            metrics.guest_swapped(result);
         }
     }
 }

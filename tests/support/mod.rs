@@ -2,6 +2,8 @@
 //! it with a scriptable raw WebSocket client.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod interop;
+
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,10 +167,15 @@ impl Host {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.split("listening on ws://").nth(1)
+                if let Some(addr) = line
+                    .split("listening on ws://")
+                    .nth(1)
+                    .or_else(|| line.split("listening on wss://").nth(1))
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                    // Up to a space (human logs) or a quote (JSON logs).
+                    let addr = addr.split(|c: char| c.is_whitespace() || c == '"').next();
+                    let _ = tx.send(addr.unwrap_or("").to_owned());
                 }
                 eprintln!("[host] {line}");
                 sink.lock().unwrap().push(line);

@@ -257,6 +257,71 @@ pub enum Initiator {
     Failure,
 }
 
+/// Who started a connection's closing handshake, for its access log line
+/// and metrics. Unlike [`Initiator`] it survives the handshake's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The peer sent the first close frame.
+    Peer,
+    /// The application called `close`, or ended (returned or failed).
+    Application,
+    /// The host (shutdown, idle timeout, drain, a slow subscriber).
+    Host,
+    /// The peer broke a protocol rule and the connection was failed.
+    ProtocolError,
+}
+
+impl ClosedBy {
+    /// A short, stable name (`client`, `guest`, `host`, `protocol-error`),
+    /// for log fields and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClosedBy::Peer => "client",
+            ClosedBy::Application => "guest",
+            ClosedBy::Host => "host",
+            ClosedBy::ProtocolError => "protocol-error",
+        }
+    }
+}
+
+impl From<&Initiator> for ClosedBy {
+    fn from(initiator: &Initiator) -> Self {
+        match initiator {
+            Initiator::Application => ClosedBy::Application,
+            Initiator::Host(_) => ClosedBy::Host,
+            Initiator::Failure => ClosedBy::ProtocolError,
+        }
+    }
+}
+
+/// What went through one connection so far. Data messages only (pings,
+/// pongs and close frames are not messages); bytes are WebSocket frame
+/// bytes on the wire (headers included, compressed where compression was
+/// negotiated), without the HTTP handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Data messages received from the peer.
+    pub messages_received: u64,
+    /// Frame bytes decoded from the peer.
+    pub bytes_received: u64,
+    /// Data messages queued for the peer (the application's and topics').
+    pub messages_sent: u64,
+    /// Frame bytes handed to the writer.
+    pub bytes_sent: u64,
+}
+
+impl ConnectionStats {
+    /// What `self` has that `earlier` (a previous reading) had not.
+    pub fn since(&self, earlier: &ConnectionStats) -> ConnectionStats {
+        ConnectionStats {
+            messages_received: self.messages_received - earlier.messages_received,
+            bytes_received: self.bytes_received - earlier.bytes_received,
+            messages_sent: self.messages_sent - earlier.messages_sent,
+            bytes_sent: self.bytes_sent - earlier.bytes_sent,
+        }
+    }
+}
+
 /// Where the closing handshake stands (RFC 6455 §7).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Closing {
@@ -424,6 +489,16 @@ pub struct Connection {
     close_reported: bool,
     /// The application's part has ended.
     guest_done: bool,
+    /// Counts of messages and bytes each way.
+    stats: ConnectionStats,
+    /// The counts when [`Connection::take_unreported_stats`] last ran.
+    reported: ConnectionStats,
+    /// Bytes of HTTP response at the front of `out` (not frame bytes).
+    unsent_http: usize,
+    /// The HTTP status the handshake was answered with.
+    status: Option<u16>,
+    /// The first close frame's code, and who sent it.
+    first_close: Option<(CloseCode, ClosedBy)>,
     wakes: Wakes,
 }
 
@@ -455,6 +530,11 @@ impl Connection {
             gone: false,
             close_reported: false,
             guest_done: false,
+            stats: ConnectionStats::default(),
+            reported: ConnectionStats::default(),
+            unsent_http: 0,
+            status: None,
+            first_close: None,
             wakes: Wakes::default(),
         }
     }
@@ -482,6 +562,39 @@ impl Connection {
     /// The `Sec-WebSocket-Extensions` value answered at accept time.
     pub fn extensions(&self) -> Option<&str> {
         self.extensions.as_deref()
+    }
+
+    /// Messages and bytes each way so far.
+    pub fn stats(&self) -> ConnectionStats {
+        self.stats
+    }
+
+    /// What the counts gained since this was last called (for metrics that
+    /// add connections' traffic in bulk).
+    pub fn take_unreported_stats(&mut self) -> ConnectionStats {
+        let new = self.stats.since(&self.reported);
+        self.reported = self.stats;
+        new
+    }
+
+    /// The HTTP status the opening handshake was answered with (101, the
+    /// application's rejection, or 500 when it did not answer); `None`
+    /// while unanswered.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// The code of the first close frame, sent or received, and who sent
+    /// it; `None` when the connection ended without one.
+    pub fn first_close(&self) -> Option<(CloseCode, ClosedBy)> {
+        self.first_close
+    }
+
+    /// Queue an HTTP response (not counted as frame bytes).
+    fn queue_http(&mut self, response: &[u8], status: u16) {
+        self.out.extend_from_slice(response);
+        self.unsent_http += response.len();
+        self.status = Some(status);
     }
 
     /// Bytes queued for the writer.
@@ -542,7 +655,7 @@ impl Connection {
             self.encoder
                 .set_deflater(Box::new(deflater), config.deflate.min_size);
         }
-        self.out.extend_from_slice(&response);
+        self.queue_http(&response, 101);
         let host_close = match std::mem::replace(&mut self.phase, Phase::Open) {
             Phase::Handshake { host_close } => host_close,
             Phase::Open | Phase::Rejected => None,
@@ -576,7 +689,7 @@ impl Connection {
             &params.headers,
             &params.body,
         )?;
-        self.out.extend_from_slice(&response);
+        self.queue_http(&response, params.status);
         self.phase = Phase::Rejected;
         self.wakes.add(Wakes::ALL);
         Ok(())
@@ -674,10 +787,12 @@ impl Connection {
         for message in messages {
             match message {
                 Outgoing::Text(text) => {
+                    self.stats.messages_sent += 1;
                     self.encoder
                         .encode_message(OpCode::Text, text.as_bytes(), &mut self.out);
                 }
                 Outgoing::Binary(data) => {
+                    self.stats.messages_sent += 1;
                     self.encoder
                         .encode_message(OpCode::Binary, data, &mut self.out);
                 }
@@ -750,7 +865,7 @@ impl Connection {
                     GuestEnd::Failed => b"the application failed\n",
                 };
                 if let Ok(response) = handshake::build_reject_response(500, "", &[], body) {
-                    self.out.extend_from_slice(&response);
+                    self.queue_http(&response, 500);
                 }
                 self.phase = Phase::Rejected;
             }
@@ -796,6 +911,8 @@ impl Connection {
         }
         self.encoder
             .encode_close(Some(frame.code), &frame.reason, &mut self.out);
+        self.first_close
+            .get_or_insert((frame.code, ClosedBy::from(&initiator)));
         if initiator == Initiator::Failure {
             self.drop_inbound();
         }
@@ -843,6 +960,7 @@ impl Connection {
             }
             _ => self.out.extend_from_slice(published.plain_frame()),
         }
+        self.stats.messages_sent += 1;
         self.wakes.writer = true;
         Delivery::Queued
     }
@@ -945,6 +1063,13 @@ impl Connection {
     /// error, which is returned for the log. Call it only while
     /// [`Connection::read_status`] is [`ReadStatus::Read`] or `Paused`.
     pub fn receive_data(&mut self, buf: &mut BytesMut, now: Instant) -> Option<ProtocolError> {
+        let before = buf.len();
+        let error = self.decode_frames(buf, now);
+        self.stats.bytes_received += before.saturating_sub(buf.len()) as u64;
+        error
+    }
+
+    fn decode_frames(&mut self, buf: &mut BytesMut, now: Instant) -> Option<ProtocolError> {
         while matches!(self.read_status(), ReadStatus::Read | ReadStatus::Paused) {
             match self.decoder.as_mut()?.decode(buf) {
                 Ok(None) => return None,
@@ -960,7 +1085,10 @@ impl Connection {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Message(message) => self.queue_inbound(Incoming::Message(message)),
+            Event::Message(message) => {
+                self.stats.messages_received += 1;
+                self.queue_inbound(Incoming::Message(message));
+            }
             Event::Ping(payload) => {
                 // "Upon receipt of a Ping frame, an endpoint MUST send a
                 // Pong frame in response, unless it already received a
@@ -986,6 +1114,7 @@ impl Connection {
                 // previously send a Close frame, the endpoint MUST send a
                 // Close frame in response." (§5.5.1) We echo the peer's
                 // code, as is customary; none if it sent none.
+                self.first_close.get_or_insert((peer.code, ClosedBy::Peer));
                 if self.close_not_sent() && !self.gone {
                     let echo = (peer.code != CloseCode::NO_STATUS).then_some(peer.code);
                     self.encoder.encode_close(echo, "", &mut self.out);
@@ -1052,6 +1181,9 @@ impl Connection {
         }
         if !self.out.is_empty() {
             std::mem::swap(batch, &mut self.out);
+            let http = self.unsent_http.min(batch.len());
+            self.unsent_http -= http;
+            self.stats.bytes_sent += (batch.len() - http) as u64;
             return WriteStatus::Write;
         }
         let failed = matches!(
@@ -1619,6 +1751,92 @@ mod tests {
             frames[0].1[..2],
             close_payload(CloseCode::INVALID_PAYLOAD)[..]
         );
+    }
+
+    #[test]
+    fn messages_and_frame_bytes_are_counted_each_way() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        assert_eq!(conn.status(), Some(101));
+        // The 101 response was written by `open`: not frame bytes.
+        assert_eq!(conn.stats(), ConnectionStats::default());
+        let mut bytes = client_frame(OpCode::Text, true, b"hello");
+        bytes.extend(client_frame(OpCode::Ping, true, b"p"));
+        let frames_len = bytes.len() as u64;
+        // Half a frame more: not decoded, not counted.
+        let partial = client_frame(OpCode::Binary, true, b"later");
+        bytes.extend_from_slice(&partial[..3]);
+        feed(&mut conn, &bytes, t0);
+        conn.send(&[
+            Outgoing::Text("hi"),
+            Outgoing::Binary(b"abc"),
+            Outgoing::Pong(b""),
+        ])
+        .unwrap();
+        let written_frames = written(&mut conn);
+        // Pong to the ping, then the two messages and the unsolicited pong.
+        assert_eq!(written_frames.len(), 4);
+        let sent: u64 = written_frames.iter().map(|(_, p)| 2 + p.len() as u64).sum();
+        let before = ConnectionStats::default();
+        let stats = conn.stats();
+        assert_eq!(
+            stats.since(&before),
+            ConnectionStats {
+                messages_received: 1,
+                bytes_received: frames_len,
+                messages_sent: 2,
+                bytes_sent: sent,
+            }
+        );
+        assert_eq!(conn.first_close(), None);
+    }
+
+    #[test]
+    fn the_first_close_and_who_sent_it_are_kept() {
+        let t0 = Instant::now();
+        // The peer first: its code, even after our answer.
+        let mut conn = open(t0);
+        feed(&mut conn, &close_frame(4001, "done"), t0);
+        assert_eq!(conn.first_close(), Some((CloseCode(4001), ClosedBy::Peer)));
+        // The guest first: the peer's answer does not change it.
+        let mut conn = open(t0);
+        conn.close(4000, "bye", t0).unwrap();
+        feed(&mut conn, &close_frame(4000, ""), t0);
+        assert!(matches!(conn.closing(), Closing::Complete { .. }));
+        assert_eq!(
+            conn.first_close(),
+            Some((CloseCode(4000), ClosedBy::Application))
+        );
+        // The host, and a protocol error.
+        let mut conn = open(t0);
+        conn.close_from_host(CloseCode::GOING_AWAY, "bye", t0);
+        assert_eq!(
+            conn.first_close(),
+            Some((CloseCode::GOING_AWAY, ClosedBy::Host))
+        );
+        let mut conn = open(t0);
+        feed(
+            &mut conn,
+            &client_frame(OpCode::Continuation, true, b"x"),
+            t0,
+        );
+        assert_eq!(
+            conn.first_close().map(|(_, by)| by.as_str()),
+            Some("protocol-error")
+        );
+        // A rejection is a status, not a close.
+        let mut conn = Connection::new(Arc::new(config()), t0);
+        conn.reject(&RejectParams {
+            status: 401,
+            reason: String::new(),
+            headers: Vec::new(),
+            body: b"no".to_vec(),
+        })
+        .unwrap();
+        let mut batch = Vec::new();
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        assert_eq!((conn.status(), conn.stats().bytes_sent), (Some(401), 0));
+        assert_eq!(conn.first_close(), None);
     }
 
     #[test]

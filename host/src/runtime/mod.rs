@@ -16,8 +16,8 @@ mod stdio;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime::component::types::ComponentItem;
@@ -29,6 +29,7 @@ use wasmtime::{
 };
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 use crate::session::{ConnectionHandle, GuestFailure, GuestOutcome};
 use bindings::{HandlerPre, PendingConnectionResource};
 use limits::GuestLimiter;
@@ -71,6 +72,8 @@ pub struct Runtime {
     ticks: Arc<AtomicU64>,
     /// The CPU budget in epoch ticks; `None` is unlimited.
     cpu_budget_ticks: Option<u64>,
+    /// Where instantiation times go, with `--metrics-listen`.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 impl Runtime {
@@ -133,7 +136,13 @@ impl Runtime {
             config,
             ticks,
             cpu_budget_ticks,
+            metrics: OnceLock::new(),
         })
+    }
+
+    /// Record instantiation times into `metrics` from now on (once).
+    pub fn set_metrics(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Compile and link a component from a file.
@@ -245,11 +254,15 @@ impl Runtime {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
+        let started = std::time::Instant::now();
         let handler = guest
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(RunError::Instantiate)?;
+        if let Some(metrics) = self.metrics.get() {
+            metrics.guest_instantiated(started.elapsed());
+        }
         let pending = store
             .data_mut()
             .table()

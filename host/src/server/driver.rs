@@ -12,7 +12,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 
-use crate::protocol::connection::{ReadStatus, TimeoutAction, WriteStatus};
+use crate::metrics::{Metrics, TRAFFIC_FLUSH_INTERVAL};
+use crate::protocol::connection::{Connection, ReadStatus, TimeoutAction, WriteStatus};
 use crate::session::ConnectionHandle;
 
 /// Size of each socket read; the buffer grows only while a frame needs it.
@@ -21,22 +22,55 @@ const READ_CHUNK: usize = 64 << 10;
 /// Drive `conn`'s socket until the connection is over: the closing
 /// handshake done, the peer gone, or the close timeout passed. `leftover`
 /// holds bytes read behind the opening handshake (the client's first
-/// frames).
-pub async fn run_io<S>(conn: &ConnectionHandle, stream: S, leftover: BytesMut)
-where
+/// frames). With `metrics`, the connection's traffic is added to them now
+/// and then (what is left at its end is the caller's to add).
+pub async fn run_io<S>(
+    conn: &ConnectionHandle,
+    stream: S,
+    leftover: BytesMut,
+    metrics: Option<&Metrics>,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (read_half, write_half) = tokio::io::split(stream);
     tokio::join!(
-        read_loop(conn, read_half, leftover),
-        write_loop(conn, write_half)
+        read_loop(conn, read_half, leftover, TrafficFlush::new(metrics)),
+        write_loop(conn, write_half, TrafficFlush::new(metrics))
     );
+}
+
+/// Adds a connection's traffic to the metrics at most once per
+/// [`TRAFFIC_FLUSH_INTERVAL`], inside a state lock taken anyway: no lock
+/// and no shared atomic per message.
+struct TrafficFlush<'a> {
+    metrics: Option<&'a Metrics>,
+    next: Instant,
+}
+
+impl<'a> TrafficFlush<'a> {
+    fn new(metrics: Option<&'a Metrics>) -> Self {
+        Self {
+            metrics,
+            next: Instant::now() + TRAFFIC_FLUSH_INTERVAL,
+        }
+    }
+
+    /// Call with the state locked.
+    fn maybe(&mut self, state: &mut Connection) {
+        let Some(metrics) = self.metrics else { return };
+        let now = Instant::now();
+        if now >= self.next {
+            self.next = now + TRAFFIC_FLUSH_INTERVAL;
+            metrics.add_traffic(state.take_unreported_stats());
+        }
+    }
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
     conn: &ConnectionHandle,
     mut socket: R,
     mut buf: BytesMut,
+    mut flush: TrafficFlush<'_>,
 ) {
     loop {
         let notified = conn.reader_notified();
@@ -46,6 +80,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 let code = error.close_code();
                 tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
             }
+            flush.maybe(state);
             (state.read_status(), state.poll_timeout())
         });
         match status {
@@ -99,11 +134,20 @@ async fn read_loop<R: AsyncRead + Unpin>(
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(conn: &ConnectionHandle, mut socket: W) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    conn: &ConnectionHandle,
+    mut socket: W,
+    mut flush: TrafficFlush<'_>,
+) {
     let mut batch = Vec::new();
     loop {
         let notified = conn.writer_notified();
-        match conn.with_state(|state| state.poll_write(&mut batch)) {
+        let status = conn.with_state(|state| {
+            let status = state.poll_write(&mut batch);
+            flush.maybe(state);
+            status
+        });
+        match status {
             WriteStatus::Stop => return,
             WriteStatus::Finished { shutdown } => {
                 if shutdown {
@@ -117,7 +161,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(conn: &ConnectionHandle, mut socket: 
             }
             WriteStatus::Write => {}
         }
-        if let Err(error) = socket.write_all(&batch).await {
+        // Flushing matters for TLS, whose records may wait in its buffer.
+        let written = match socket.write_all(&batch).await {
+            Ok(()) => socket.flush().await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = written {
             tracing::debug!(conn = conn.id(), %error, "write failed");
             conn.with_state(|state| state.receive_eof());
             return;
@@ -220,7 +269,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     async fn serve_echo(conn: &ConnectionHandle, server: DuplexStream) {
         tokio::join!(
             echo_guest(conn.clone()),
-            run_io(conn, server, BytesMut::new())
+            run_io(conn, server, BytesMut::new(), None)
         );
     }
 

@@ -4,42 +4,52 @@
 //! - [`driver`]: moves one connection's bytes and time through its protocol
 //!   state machine.
 //! - [`policy`]: the server's own refusals (origin allow-list, busy).
+//! - [`tls`]: `wss://`, certificate rotation, and the [`tls::Stream`] the
+//!   rest reads and writes.
+//! - [`admin`]: the `--metrics-listen` port (`/metrics`, `/healthz`,
+//!   `/readyz`).
 //! - `plain` (IO, over [`crate::protocol::static_files`]): plain HTTP requests on
 //!   the same port, answered with `--static` files or the `--devconsole`
 //!   page.
 
+pub mod admin;
 pub mod driver;
 mod plain;
 pub mod policy;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 use crate::protocol::handshake::{self, HandshakeError, HandshakeLimits, Request};
 use crate::protocol::{CloseCode, ConnectionConfig};
 use crate::runtime::{Guest, Runtime};
 use crate::session::topics::Topics;
 use crate::session::{ConnectionHandle, GuestOutcome};
 use policy::Refusal;
+use tls::Stream;
 
 /// A running wsbox server: the runtime, the current guest and the config.
 pub struct Server {
     runtime: Arc<Runtime>,
     guest: Arc<ArcSwap<Guest>>,
-    config: Arc<ServerConfig>,
-    /// The protocol rules every connection follows, built once.
-    connection_config: Arc<ConnectionConfig>,
+    /// The configuration new connections get (SIGHUP may replace it).
+    config: ArcSwap<ServerConfig>,
+    /// The protocol rules new connections follow, built from `config`.
+    connection_config: ArcSwap<ConnectionConfig>,
     /// Every topic, shared by all connections and guest versions (and, with
     /// a broker, with other hosts).
     topics: Arc<Topics>,
@@ -53,6 +63,12 @@ pub struct Server {
     /// Open connections with the guest version each runs.
     live: Mutex<HashMap<u64, (String, ConnectionHandle)>>,
     shutting_down: AtomicBool,
+    /// Accepting connections (for `/readyz`).
+    listening: AtomicBool,
+    /// Set with `--metrics-listen`; without it nothing is counted.
+    metrics: OnceLock<Arc<Metrics>>,
+    /// Set with `--tls-cert`: every connection starts with a TLS handshake.
+    tls: OnceLock<tokio_rustls::TlsAcceptor>,
 }
 
 /// Why reading an opening handshake ended without a request.
@@ -78,13 +94,66 @@ impl Server {
             runtime,
             guest: Arc::new(ArcSwap::from_pointee(guest)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
-            connection_config: Arc::new(config.connection_config()),
+            connection_config: ArcSwap::from_pointee(config.connection_config()),
             next_id: AtomicU64::new(topics.connection_id_base() + 1),
             topics,
-            config,
+            config: ArcSwap::new(config),
             live: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            metrics: OnceLock::new(),
+            tls: OnceLock::new(),
         })
+    }
+
+    /// Serve `wss://` with `config` from now on (once, before serving).
+    pub fn set_tls(&self, config: Arc<rustls::ServerConfig>) {
+        let _ = self.tls.set(tokio_rustls::TlsAcceptor::from(config));
+    }
+
+    /// The configuration new connections get.
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.config.load_full()
+    }
+
+    /// Apply a re-read configuration: what can change live does, for new
+    /// connections (see [`ServerConfig::live_update`]); returns the keys
+    /// that changed but need a restart.
+    pub fn update_config(&self, new: &ServerConfig) -> Vec<&'static str> {
+        let (updated, restart) = self.config.load().live_update(new);
+        self.connection_config
+            .store(Arc::new(updated.connection_config()));
+        self.config.store(Arc::new(updated));
+        restart
+    }
+
+    /// Count into `metrics` from now on (once; later calls are ignored).
+    pub fn set_metrics(&self, metrics: Arc<Metrics>) {
+        let _ = self.metrics.set(metrics);
+    }
+
+    /// The metrics, when counting.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.get()
+    }
+
+    /// Why the server is not ready for connections, if it is not: not
+    /// listening yet, or shutting down. (A guest is loaded before a
+    /// server exists.)
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            Some("shutting down")
+        } else if !self.listening.load(Ordering::SeqCst) {
+            Some("not listening yet")
+        } else {
+            None
+        }
+    }
+
+    fn count_rejection(&self, status: u16) {
+        if let Some(metrics) = self.metrics() {
+            metrics.handshake_rejected(status);
+        }
     }
 
     /// Replace the guest that new connections get. Live connections keep
@@ -141,6 +210,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
+        self.listening.store(true, Ordering::SeqCst);
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
@@ -172,12 +242,14 @@ impl Server {
         }
         drop(listener);
         self.shutting_down.store(true, Ordering::SeqCst);
+        self.listening.store(false, Ordering::SeqCst);
         let closing =
             self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
         tracing::info!(connections = closing, "shutting down");
-        let all = u32::try_from(self.config.max_connections).unwrap_or(u32::MAX);
+        let config = self.config();
+        let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
         let drained =
-            tokio::time::timeout(self.config.shutdown_grace, self.permits.acquire_many(all)).await;
+            tokio::time::timeout(config.shutdown_grace, self.permits.acquire_many(all)).await;
         match drained {
             Ok(_) => tracing::info!("all connections closed"),
             Err(_) => tracing::warn!(
@@ -188,42 +260,80 @@ impl Server {
         Ok(())
     }
 
-    /// Read the opening handshake within the handshake timeout.
+    /// Read the opening handshake by `deadline` (the handshake timeout
+    /// from the connection's accept, a TLS handshake included).
     async fn read_handshake(
-        &self,
-        stream: &mut TcpStream,
+        config: &ServerConfig,
+        stream: &mut Stream,
         buf: &mut BytesMut,
+        deadline: Instant,
     ) -> Result<Request, ReadRequestError> {
-        let limits = self.config.handshake_limits();
-        tokio::time::timeout(
-            self.config.handshake_timeout,
-            read_request(stream, buf, &limits),
-        )
-        .await
-        .unwrap_or(Err(ReadRequestError::TimedOut))
+        let limits = config.handshake_limits();
+        tokio::time::timeout_at(deadline, read_request(stream, buf, &limits))
+            .await
+            .unwrap_or(Err(ReadRequestError::TimedOut))
+    }
+
+    /// The connection's stream: with TLS, once its handshake is done by
+    /// `deadline`. `None`: it failed or timed out (logged).
+    async fn open_stream(
+        &self,
+        stream: TcpStream,
+        deadline: Instant,
+        id: u64,
+        remote: SocketAddr,
+    ) -> Option<Stream> {
+        // Small frames must not wait for Nagle: we batch writes ourselves.
+        let _ = stream.set_nodelay(true);
+        let Some(acceptor) = self.tls.get() else {
+            return Some(Stream::Plain(stream));
+        };
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+            Ok(Err(error)) => {
+                tracing::debug!(conn = id, %remote, %error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                tracing::info!(conn = id, %remote, "handshake timed out (TLS)");
+                None
+            }
+        }
     }
 
     /// Answer a client over the connection limit with 503 once its request
     /// is in (a response before the request could be lost to a reset).
-    async fn refuse_busy(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
-        tracing::warn!(conn = id, %remote, limit = self.config.max_connections, "connection limit reached");
+    async fn refuse_busy(self: Arc<Self>, stream: TcpStream, remote: SocketAddr, id: u64) {
+        let config = self.config();
+        tracing::warn!(conn = id, %remote, limit = config.max_connections, "connection limit reached");
+        let deadline = Instant::now() + config.handshake_timeout;
+        let Some(mut stream) = self.open_stream(stream, deadline, id, remote).await else {
+            return;
+        };
         let mut buf = BytesMut::with_capacity(1024);
-        let response = match self.read_handshake(&mut stream, &mut buf).await {
-            Ok(_) => Refusal::ServerBusy.response(),
-            Err(ReadRequestError::Handshake(_)) if plain::request(&self.config, &buf).is_some() => {
-                Refusal::ServerBusy.response()
+        let read = Self::read_handshake(&config, &mut stream, &mut buf, deadline).await;
+        let (status, response) = match read {
+            Ok(_) => (Refusal::ServerBusy.status(), Refusal::ServerBusy.response()),
+            Err(ReadRequestError::Handshake(_)) if plain::request(&config, &buf).is_some() => {
+                (Refusal::ServerBusy.status(), Refusal::ServerBusy.response())
             }
-            Err(ReadRequestError::Handshake(error)) => error.response(),
+            Err(ReadRequestError::Handshake(error)) => (error.status(), error.response()),
             Err(_) => return,
         };
+        self.count_rejection(status);
         respond_and_close(&mut stream, &response).await;
     }
 
-    async fn handle_tcp(self: Arc<Self>, mut stream: TcpStream, remote: SocketAddr, id: u64) {
-        // Small frames must not wait for Nagle: we batch writes ourselves.
-        let _ = stream.set_nodelay(true);
+    async fn handle_tcp(self: Arc<Self>, stream: TcpStream, remote: SocketAddr, id: u64) {
+        let started = std::time::Instant::now();
+        let config = self.config();
+        let deadline = Instant::now() + config.handshake_timeout;
+        let Some(mut stream) = self.open_stream(stream, deadline, id, remote).await else {
+            return;
+        };
         let mut buf = BytesMut::with_capacity(4096);
-        let request = match self.read_handshake(&mut stream, &mut buf).await {
+        let read = Self::read_handshake(&config, &mut stream, &mut buf, deadline).await;
+        let request = match read {
             Ok(request) => request,
             Err(ReadRequestError::TimedOut) => {
                 tracing::info!(conn = id, %remote, "handshake timed out");
@@ -233,13 +343,14 @@ impl Server {
             // when the server is told to answer those; the handshake's
             // error answer otherwise.
             Err(ReadRequestError::Handshake(_))
-                if let Some(plain) = plain::request(&self.config, &buf) =>
+                if let Some(plain) = plain::request(&config, &buf) =>
             {
-                plain::answer(&self.config, &mut stream, &plain, id, remote).await;
+                plain::answer(&config, &mut stream, &plain, id, remote).await;
                 return;
             }
             Err(ReadRequestError::Handshake(error)) => {
                 tracing::info!(conn = id, %remote, status = error.status(), %error, "bad handshake");
+                self.count_rejection(error.status());
                 respond_and_close(&mut stream, &error.response()).await;
                 return;
             }
@@ -251,10 +362,11 @@ impl Server {
         let refusal = if self.shutting_down.load(Ordering::SeqCst) {
             Err(Refusal::ServerBusy)
         } else {
-            policy::check_origin(&request, &self.config.allowed_origins)
+            policy::check_origin(&request, &config.allowed_origins)
         };
         if let Err(refusal) = refusal {
             tracing::info!(conn = id, %remote, status = refusal.status(), %refusal, "handshake refused");
+            self.count_rejection(refusal.status());
             respond_and_close(&mut stream, &refusal.response()).await;
             return;
         }
@@ -266,14 +378,18 @@ impl Server {
             id,
             remote,
             request,
-            self.connection_config.clone(),
-            self.config.write_buffer_high_water,
+            self.connection_config.load_full(),
+            config.write_buffer_high_water,
             self.topics.clone(),
         );
         self.live
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, (version.clone(), conn.clone()));
+        let metrics = self.metrics().map(Arc::as_ref);
+        if let Some(metrics) = metrics {
+            metrics.connection_opened();
+        }
         let guest_part = async {
             let outcome = self.runtime.run(&guest, conn.clone()).await;
             match &outcome {
@@ -287,11 +403,14 @@ impl Server {
                         kind = failure.kind(),
                         "guest failed: {failure}"
                     );
+                    if let Some(metrics) = metrics {
+                        metrics.guest_failed(failure.kind());
+                    }
                 }
             }
             conn.guest_finished(&outcome);
         };
-        tokio::join!(guest_part, driver::run_io(&conn, stream, buf));
+        tokio::join!(guest_part, driver::run_io(&conn, stream, buf, metrics));
         conn.leave_topics();
         let dropped = conn.with_state(|state| state.dropped_deliveries());
         if dropped > 0 {
@@ -305,8 +424,53 @@ impl Server {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&id);
-        tracing::debug!(conn = id, "connection finished");
+        access_log(&conn, &version, started.elapsed());
+        if let Some(metrics) = metrics {
+            let (traffic, status, close) = conn.with_state(|state| {
+                (
+                    state.take_unreported_stats(),
+                    state.status(),
+                    state.first_close(),
+                )
+            });
+            if let Some(status) = status.filter(|&status| status != 101) {
+                metrics.handshake_rejected(status);
+            }
+            metrics.connection_finished(traffic, close);
+        }
     }
+}
+
+/// The access log: one info line per connection that reached the guest,
+/// under the target `wsbox::access` (so `RUST_LOG=wsbox::access=info`
+/// selects it). The path is logged without its query, which often
+/// carries credentials.
+fn access_log(conn: &ConnectionHandle, version: &str, duration: Duration) {
+    let (stats, status, close, subprotocol) = conn.with_state(|state| {
+        (
+            state.stats(),
+            state.status(),
+            state.first_close(),
+            state.subprotocol().map(str::to_owned),
+        )
+    });
+    tracing::info!(
+        target: "wsbox::access",
+        conn = conn.id(),
+        remote = %conn.remote(),
+        path = conn.request().path(),
+        subprotocol,
+        version,
+        status,
+        duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        messages_in = stats.messages_received,
+        bytes_in = stats.bytes_received,
+        messages_out = stats.messages_sent,
+        bytes_out = stats.bytes_sent,
+        close_code = close.map(|(code, _)| code.0),
+        closed_by = close.map_or("none", |(_, by)| by.as_str()),
+        "connection finished"
+    );
 }
 
 /// How long a refused client gets to stop sending before its socket closes.
@@ -319,7 +483,7 @@ const LINGER_BYTES: usize = 1 << 20;
 /// because closing a socket with unread data resets the connection, and a
 /// reset can destroy the response before the client reads it (RFC 7230
 /// section 6.6).
-async fn respond_and_close(stream: &mut TcpStream, response: &[u8]) {
+async fn respond_and_close<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
     if stream.write_all(response).await.is_ok() {
         close_after_response(stream).await;
     }
@@ -327,7 +491,7 @@ async fn respond_and_close(stream: &mut TcpStream, response: &[u8]) {
 
 /// Close after a complete response: the second half of
 /// [`respond_and_close`], for responses written in parts.
-async fn close_after_response(stream: &mut TcpStream) {
+async fn close_after_response<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
     if stream.shutdown().await.is_err() {
         return;
     }
@@ -346,8 +510,8 @@ async fn close_after_response(stream: &mut TcpStream) {
 
 /// Read until a complete, valid opening handshake is in `buf`; leave any
 /// bytes after it (the client's first frames) in `buf`.
-async fn read_request(
-    stream: &mut TcpStream,
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
     buf: &mut BytesMut,
     limits: &HandshakeLimits,
 ) -> Result<Request, ReadRequestError> {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+
+use super::tls::Stream;
 
 use crate::config::ServerConfig;
 use crate::protocol::static_files::{
@@ -50,7 +51,7 @@ enum Reply {
 /// Answer `request` (from [`request`]), then close the connection.
 pub(super) async fn answer(
     config: &ServerConfig,
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     request: &PlainRequest,
     id: u64,
     remote: SocketAddr,
@@ -164,7 +165,7 @@ async fn contained(root: &Path, path: &Path) -> Result<PathBuf, StaticError> {
 /// in memory). A file that shrank meanwhile ends the body early; the
 /// client sees fewer bytes than `Content-Length` promised.
 async fn send_file(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     head: &[u8],
     file: tokio::fs::File,
     len: u64,
