@@ -68,6 +68,8 @@ fn a_bad_file_stops_the_start_naming_file_line_and_key() {
             "bad.toml:1: `allowed-origins`: expected an array of strings",
         ),
         ("max_connections = 3\n", "(did you mean `max-connections`?)"),
+        // Keys that go together are checked together.
+        ("tls-cert = \"cert.pem\"\n", "--tls-key"),
     ] {
         std::fs::write(dir.join("bad.toml"), text).unwrap();
         let (ok, _, stderr) = host(&["serve", "app.wasm", "--config", "bad.toml"], &dir);

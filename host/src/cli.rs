@@ -10,10 +10,16 @@ use crate::config::ServerConfig;
 use crate::protocol::deflate::DeflateConfig;
 use crate::session::broker::BrokerUrl;
 
+/// `host --version`: this crate's version and the wasmtime it embeds
+/// (which decides what compiled components the cache can reuse).
+/// `concat!` takes literals only: a test checks the wasmtime part against
+/// wasmtime's own version constant.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wasmtime 48.0.8)");
+
 /// wsbox: a WebSocket server whose per-connection logic is a sandboxed
 /// WebAssembly component.
 #[derive(Debug, Parser)]
-#[command(name = "host", version, about)]
+#[command(name = "host", version = VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -367,6 +373,12 @@ mod tests {
         assert!(missing.starts_with("/no/such/wsbox/dir: "), "{missing}");
         let file = parse_static_dir("Cargo.toml").unwrap_err();
         assert_eq!(file, "Cargo.toml is not a directory");
+    }
+
+    #[test]
+    fn the_version_names_the_embedded_wasmtime() {
+        let wasmtime = format!("(wasmtime {})", wasmtime_environ::VERSION);
+        assert!(VERSION.ends_with(&wasmtime), "{VERSION} lacks {wasmtime}");
     }
 
     #[test]

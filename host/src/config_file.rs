@@ -265,6 +265,9 @@ fn check_value(
     argv.extend_from_slice(fragment);
     match command.clone().try_get_matches_from(argv) {
         Ok(_) => Ok(()),
+        // Alone, a key that needs another (tls-cert and tls-key) misses
+        // it: the whole command line checks that.
+        Err(error) if error.kind() == clap::error::ErrorKind::MissingRequiredArgument => Ok(()),
         Err(error) => Err(match std::error::Error::source(&error) {
             Some(source) => source.to_string(),
             None => {
