@@ -8,36 +8,10 @@ mod support;
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use support::Host;
-use tokio::time::timeout;
+use support::ws::{Client, connect, next, silent};
 use tokio_tungstenite::tungstenite::Message;
-
-type Client =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn connect(host: &Host, path: &str) -> Client {
-    let (client, _) = tokio_tungstenite::connect_async(host.url(path))
-        .await
-        .unwrap_or_else(|e| panic!("connecting to {path}: {e}"));
-    client
-}
-
-/// The next data message (pings and pongs skipped).
-async fn next(client: &mut Client) -> Message {
-    loop {
-        let message = timeout(WAIT, client.next())
-            .await
-            .expect("timed out waiting for a message")
-            .expect("the connection ended")
-            .expect("a WebSocket error");
-        if message.is_text() || message.is_binary() || message.is_close() {
-            return message;
-        }
-    }
-}
 
 async fn next_text(client: &mut Client) -> String {
     match next(client).await {
@@ -50,13 +24,6 @@ async fn next_text(client: &mut Client) -> String {
 async fn ask(client: &mut Client, command: &str) -> String {
     client.send(Message::text(command)).await.unwrap();
     next_text(client).await
-}
-
-/// Nothing arrives within `window`.
-async fn silent(client: &mut Client, window: Duration) {
-    if let Ok(Some(message)) = timeout(window, client.next()).await {
-        panic!("expected nothing, got {message:?}");
-    }
 }
 
 #[tokio::test]

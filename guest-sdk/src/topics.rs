@@ -88,7 +88,9 @@ pub enum Event {
 
 impl Connection {
     /// This connection's id: opaque, unique among the connections of one
-    /// host run. It is the `publisher` of this connection's publishes.
+    /// host run. It is the `publisher` of this connection's publishes. With
+    /// a broker (`host serve --broker`), ids carry a random per-host prefix
+    /// in their high bits and differ across the hosts sharing topics.
     pub fn id(&self) -> u64 {
         self.as_raw().id()
     }
@@ -135,7 +137,8 @@ impl Connection {
         Ok(self.as_raw().publish(topic, message.as_param(), options)?)
     }
 
-    /// How many connections of this host subscribe to `topic`.
+    /// How many connections of this host subscribe to `topic` (with a
+    /// broker too: other hosts' subscribers are not counted).
     pub fn subscriber_count(&self, topic: &str) -> Result<u32, ConnectionError> {
         Ok(self.as_raw().subscriber_count(topic)?)
     }

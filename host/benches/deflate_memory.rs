@@ -55,7 +55,7 @@ use deflate_codec::{TRAILER, deflate_message, inflate_message, xorshift};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use support::{
     Conn, Flags, Log, OP_CLOSE, OP_TEXT, RSV1, Sample, Server, Window, client_frame, free_port,
-    require_file, rss_kib, serve_command, workspace_root,
+    guest_path, require_file, rss_kib, serve_command, target_dir,
 };
 use tokio::time::{sleep, timeout};
 
@@ -116,22 +116,10 @@ struct Options {
     guest: PathBuf,
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
 impl Options {
     fn parse(args: Vec<String>) -> Result<Option<Options>> {
         let target = target_dir();
-        let guest = [
-            target.join("wasm32-wasip2/release/echo.wasm"),
-            target.join("guests/wasm32-wasip2/release/echo.wasm"),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| target.join("wasm32-wasip2/release/echo.wasm"));
+        let guest = guest_path("echo");
         let mut o = Options {
             connections: 500,
             throughput_connections: 50,

@@ -25,16 +25,14 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use support::{
-    Flags, Log, Sample, Server, Window, clock_ticks_per_second, free_port, number, require_file,
-    rss_kib, serve_command, workspace_root,
+    Common, Kind, Sample, Window, bench_main, clock_ticks_per_second, number, rss_kib,
+    serve_command,
 };
 
 const USAGE: &str = "\
@@ -47,8 +45,9 @@ usage: cargo bench -p host --bench echo -- [options]
   --seconds SECS      measured window per run                          [5]
   --warmup SECS       warm-up before each window                       [1]
   --only KIND         run only `wsbox` or only `native`
-  --host-bin PATH     wsbox host binary     [<workspace>/target/release/host]
-  --guest PATH        echo guest component  [<workspace>/target/wasm32-wasip2/release/echo.wasm]
+  --host-bin PATH     wsbox host binary     [<target>/release/host]
+  --guest PATH        echo guest component  [<target>/wasm32-wasip2/release/echo.wasm]
+  --host-arg ARG      one more argument to `host serve` (repeatable)
   --client-threads N  client threads, each a current-thread runtime    [1]
   --native-as-wsbox   validation: run the native server in the wsbox slot too
                       (the wsbox/native ratios should then come out near 1.00)
@@ -56,90 +55,44 @@ usage: cargo bench -p host --bench echo -- [options]
                       to measure what counting costs
   --repeat N          with --metrics: run the wsbox, wsbox+metrics pair N times
                       (ABBA order) and report each pair's ratio and the median [1]
-  --host-arg ARG      pass ARG to `host serve` (repeat for several)
+
+<target> is $CARGO_TARGET_DIR, else <workspace>/target.
 ";
 
-/// Bound on the closing handshakes after a run.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Time for a server's memory to settle once all idle connections are open.
 const SETTLE: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().position(|a| a == "--serve-native") {
-        Some(i) => match args.get(i + 1) {
-            Some(addr) => native::serve(addr),
-            None => Err(anyhow::anyhow!("--serve-native needs an address")),
-        },
-        None => match Options::parse(args) {
-            Ok(Some(options)) => run(&options),
-            Ok(None) => {
-                print!("{USAGE}");
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bench_main(USAGE, native::serve, Options::parse, run)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Options
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Wsbox,
-    /// wsbox with `--metrics-listen`.
-    WsboxMetrics,
-    Native,
-}
 
 #[derive(Debug)]
 struct Options {
     connections: usize,
     inflight: Vec<usize>,
     size: usize,
-    text: bool,
-    seconds: f64,
-    warmup: f64,
-    only: Option<Kind>,
-    host_bin: PathBuf,
-    guest: PathBuf,
-    client_threads: usize,
-    native_as_wsbox: bool,
+    /// Also run wsbox with `--metrics-listen`.
     metrics: bool,
+    /// How many wsbox, wsbox+metrics pairs.
     repeat: usize,
-    host_args: Vec<String>,
+    common: Common,
 }
 
 impl Options {
     /// Parses the command line; `Ok(None)` means help was asked for.
     fn parse(args: Vec<String>) -> Result<Option<Options>> {
-        let root = workspace_root();
         let mut o = Options {
             connections: 100,
             inflight: vec![1, 16],
             size: 32,
-            text: false,
-            seconds: 5.0,
-            warmup: 1.0,
-            only: None,
-            host_bin: root.join("target/release/host"),
-            guest: root.join("target/wasm32-wasip2/release/echo.wasm"),
-            client_threads: 1,
-            native_as_wsbox: false,
             metrics: false,
             repeat: 1,
-            host_args: Vec::new(),
+            common: Common::new("echo"),
         };
-        let mut flags = Flags::new(args);
-        while let Some(mut flag) = flags.next_flag() {
+        let go_on = o.common.parse(args, USAGE, |flag| {
             match flag.name.as_str() {
                 "--connections" => o.connections = flag.number()?,
                 "--inflight" => {
@@ -150,63 +103,54 @@ impl Options {
                         .collect::<Result<_>>()?
                 }
                 "--size" => o.size = flag.number()?,
-                "--text" => o.text = true,
-                "--binary" => o.text = false,
-                "--seconds" => o.seconds = flag.number()?,
-                "--warmup" => o.warmup = flag.number()?,
-                "--only" => {
-                    o.only = Some(match flag.value()?.as_str() {
-                        "wsbox" => Kind::Wsbox,
-                        "native" => Kind::Native,
-                        other => bail!("--only takes `wsbox` or `native`, not {other:?}"),
-                    })
-                }
-                "--host-bin" => o.host_bin = flag.value()?.into(),
-                "--guest" => o.guest = flag.value()?.into(),
-                "--client-threads" => o.client_threads = flag.number()?,
-                "--native-as-wsbox" => o.native_as_wsbox = true,
                 "--metrics" => o.metrics = true,
                 "--repeat" => o.repeat = flag.number()?,
-                "--host-arg" => o.host_args.push(flag.value()?),
-                // `cargo bench` passes `--bench` to harness-less benches.
-                "--bench" => {}
-                "-h" | "--help" => return Ok(None),
-                _ => bail!("unknown option {:?}\n\n{USAGE}", flag.arg),
+                _ => return Ok(false),
             }
+            Ok(true)
+        })?;
+        if !go_on {
+            return Ok(None);
         }
         ensure!(o.connections > 0, "--connections must be at least 1");
         ensure!(
             !o.inflight.is_empty() && o.inflight.iter().all(|&p| p > 0),
             "--inflight values must be at least 1"
         );
-        ensure!(
-            o.seconds > 0.0 && o.warmup >= 0.0,
-            "--seconds must be positive and --warmup not negative"
-        );
-        ensure!(o.client_threads > 0, "--client-threads must be at least 1");
         Ok(Some(o))
     }
 
-    fn kinds(&self) -> Vec<Kind> {
-        match self.only {
-            Some(kind) => vec![kind],
-            None if self.metrics => {
-                // ABBA order, so a drift of the machine over the run does not
-                // favour the one that always runs first.
-                let mut kinds = Vec::new();
-                for i in 0..self.repeat.max(1) {
-                    if i % 2 == 0 {
-                        kinds.extend([Kind::Wsbox, Kind::WsboxMetrics]);
-                    } else {
-                        kinds.extend([Kind::WsboxMetrics, Kind::Wsbox]);
-                    }
-                }
-                kinds.push(Kind::Native);
-                kinds
-            }
-            None => vec![Kind::Wsbox, Kind::Native],
+    /// The servers to measure, in order: with `--metrics`, the wsbox and
+    /// wsbox+metrics pair `--repeat` times in ABBA order (so a drift of the
+    /// machine over the run favours neither), then native.
+    fn variants(&self) -> Vec<Variant> {
+        let kinds = self.common.kinds();
+        if !self.metrics || !kinds.contains(&Kind::Wsbox) {
+            return kinds.into_iter().map(Variant::Server).collect();
         }
+        let mut variants = Vec::new();
+        for i in 0..self.repeat.max(1) {
+            let pair = [Variant::Server(Kind::Wsbox), Variant::WsboxMetrics];
+            if i % 2 == 0 {
+                variants.extend(pair);
+            } else {
+                variants.extend(pair.into_iter().rev());
+            }
+        }
+        if kinds.contains(&Kind::Native) {
+            variants.push(Variant::Server(Kind::Native));
+        }
+        variants
     }
+}
+
+/// One server to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// wsbox or the native peer.
+    Server(Kind),
+    /// wsbox with `--metrics-listen`.
+    WsboxMetrics,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,42 +182,44 @@ struct ServerResult {
 }
 
 fn run(o: &Options) -> Result<()> {
-    let kinds = o.kinds();
-    if kinds.contains(&Kind::Wsbox) && !o.native_as_wsbox {
-        require_file(
-            &o.host_bin,
-            "the wsbox host",
-            "cargo build --release -p host",
-        )?;
-        require_file(
-            &o.guest,
-            "the echo guest",
-            "cargo build --release --target wasm32-wasip2 -p echo",
-        )?;
-    }
+    o.common.require_wsbox()?;
+    let c = &o.common;
     let tck = clock_ticks_per_second();
     println!(
         "echo: {} connections, {}-byte {} messages, in flight {:?}, {} s window after {} s warm-up, \
          {} client thread(s), CLK_TCK {tck}",
         o.connections,
         o.size,
-        if o.text { "text" } else { "binary" },
+        if c.text { "text" } else { "binary" },
         o.inflight,
-        o.seconds,
-        o.warmup,
-        o.client_threads,
+        c.seconds,
+        c.warmup,
+        c.client_threads,
     );
 
     let mut results = Vec::new();
-    for kind in kinds {
-        results.push(bench_server(kind, o)?);
+    for variant in o.variants() {
+        results.push(bench_server(variant, o)?);
     }
     print_report(o, &results);
     Ok(())
 }
 
-fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
-    let mut server = start_server(kind, o)?;
+fn bench_server(variant: Variant, o: &Options) -> Result<ServerResult> {
+    let c = &o.common;
+    let mut server = match variant {
+        Variant::Server(kind) => c.start_server("echo", kind)?,
+        Variant::WsboxMetrics => {
+            let mut server = support::start_server("echo", Kind::Wsbox, false, |addr| {
+                let mut cmd = serve_command(&c.host_bin, &c.guest, addr);
+                cmd.args(&c.host_args)
+                    .args(["--metrics-listen", "127.0.0.1:0"]);
+                cmd
+            })?;
+            server.label = "wsbox+metrics".into();
+            server
+        }
+    };
     let pid = server.pid();
     let mut rounds = Vec::new();
     let mut memory = None;
@@ -282,13 +228,13 @@ fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
             "{}: P={inflight}: connecting {} clients",
             server.label, o.connections
         );
-        let config = client::Config::new(server.addr, o.size, o.text, inflight);
+        let config = client::Config::new(server.addr, o.size, c.text, inflight);
         let before_kib = if memory.is_none() {
             Some(rss_kib(pid)?)
         } else {
             None
         };
-        let clients = client::Clients::connect(config, o.connections, o.client_threads)
+        let clients = client::Clients::connect(config, o.connections, c.client_threads)
             .with_context(|| format!("connecting to the {} server", server.label))?;
         if let Some(before_kib) = before_kib {
             thread::sleep(SETTLE);
@@ -301,15 +247,15 @@ fn bench_server(kind: Kind, o: &Options) -> Result<ServerResult> {
 
         eprintln!(
             "{}: P={inflight}: running {} s + {} s",
-            server.label, o.warmup, o.seconds
+            server.label, c.warmup, c.seconds
         );
         clients.start();
-        thread::sleep(Duration::from_secs_f64(o.warmup));
+        thread::sleep(Duration::from_secs_f64(c.warmup));
         let start = Sample::take(clients.completed(), pid)?;
-        thread::sleep(Duration::from_secs_f64(o.seconds));
+        thread::sleep(Duration::from_secs_f64(c.seconds));
         let end = Sample::take(clients.completed(), pid)?;
         let report = clients.stop();
-        report.warn(&server.label, inflight);
+        report.warn(&format!("{} P={inflight}", server.label));
         server.ensure_running()?;
 
         rounds.push(Round {
@@ -365,12 +311,10 @@ fn print_report(o: &Options, results: &[ServerResult]) {
         );
     }
 
-    // Each wsbox variant against the last result (native), and with
-    // metrics against without.
-    let Some((native, variants)) = results.split_last() else {
-        return;
-    };
-    if native.label == "native" {
+    // Each wsbox variant against native, and with metrics against without.
+    if let Some((native, variants)) = results.split_last()
+        && native.label == "native"
+    {
         for variant in variants {
             print_ratios(variant, native);
         }
@@ -394,7 +338,7 @@ fn print_report(o: &Options, results: &[ServerResult]) {
         println!("{:>3} {:>8} {:>15}", "P", "msgs/s", "server CPU/msg");
         for round in &pairs[0].0.rounds {
             let p = round.inflight;
-            let ratios = |f: fn(&Window) -> f64| {
+            let median = |f: fn(&Window) -> f64| {
                 let mut ratios: Vec<f64> = pairs
                     .iter()
                     .filter_map(|(m, w)| {
@@ -409,8 +353,8 @@ fn print_report(o: &Options, results: &[ServerResult]) {
             println!(
                 "{:>3} {:>7.2}x {:>14.2}x",
                 p,
-                ratios(Window::msgs_per_sec),
-                ratios(Window::server_us_per_msg)
+                median(Window::msgs_per_sec),
+                median(Window::server_us_per_msg)
             );
         }
     }
@@ -438,52 +382,17 @@ fn print_ratios(a: &ServerResult, b: &ServerResult) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The servers
-
-/// Starts the server of `kind` on a free port.
-fn start_server(kind: Kind, o: &Options) -> Result<Server> {
-    let addr = free_port()?;
-    let (label, cmd) = match kind {
-        Kind::Wsbox if o.native_as_wsbox => ("wsbox=native", native_command(addr)?),
-        Kind::Wsbox => {
-            let mut cmd = serve_command(&o.host_bin, &o.guest, addr);
-            cmd.args(&o.host_args);
-            ("wsbox", cmd)
-        }
-        Kind::WsboxMetrics => {
-            let mut cmd = serve_command(&o.host_bin, &o.guest, addr);
-            cmd.args(&o.host_args)
-                .args(["--metrics-listen", "127.0.0.1:0"]);
-            ("wsbox+metrics", cmd)
-        }
-        Kind::Native => ("native", native_command(addr)?),
-    };
-    let log = std::env::temp_dir().join(format!("wsbox-bench-echo-{label}.log"));
-    Server::start(label, cmd, addr, log, Log::Keep)
-}
-
-fn native_command(addr: SocketAddr) -> Result<Command> {
-    let exe = std::env::current_exe().context("locating the bench binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--serve-native").arg(addr.to_string());
-    Ok(cmd)
-}
-
-// ---------------------------------------------------------------------------------------------
 // The load client
 
 mod client {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-    use std::sync::{Arc, mpsc};
-    use std::thread;
 
     use anyhow::{Context as _, Result, bail, ensure};
-    use tokio::sync::watch;
-    use tokio::task::JoinSet;
 
-    use super::CLOSE_TIMEOUT;
     use super::support::{
-        CONNECT_TIMEOUT, Conn, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, client_frame,
+        ClientThreads, Conn, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Report, client_frame,
+        describe_close, split_evenly,
     };
 
     /// What every connection of one run sends and expects back.
@@ -519,64 +428,15 @@ mod client {
         }
     }
 
-    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-    enum Phase {
-        Connected,
-        Run,
-        Stop,
-    }
-
     struct Shared {
         completed: AtomicU64,
         stop: AtomicBool,
     }
 
-    /// Problems seen by the connections of one run.
-    #[derive(Default)]
-    pub struct Report {
-        failed: usize,
-        unclosed: usize,
-        first_error: Option<String>,
-    }
-
-    impl Report {
-        fn fail(&mut self, error: anyhow::Error) {
-            self.failed += 1;
-            self.first_error.get_or_insert_with(|| format!("{error:#}"));
-        }
-
-        fn merge(&mut self, other: Report) {
-            self.failed += other.failed;
-            self.unclosed += other.unclosed;
-            if self.first_error.is_none() {
-                self.first_error = other.first_error;
-            }
-        }
-
-        /// Prints what went wrong, if anything, to stderr.
-        pub fn warn(&self, server: &str, inflight: usize) {
-            if self.failed > 0 {
-                eprintln!(
-                    "warning: {server} P={inflight}: {} connection(s) failed; first error: {}",
-                    self.failed,
-                    self.first_error.as_deref().unwrap_or("?")
-                );
-            }
-            if self.unclosed > 0 {
-                eprintln!(
-                    "warning: {server} P={inflight}: {} connection(s) did not finish the closing handshake \
-                     within {CLOSE_TIMEOUT:?}",
-                    self.unclosed
-                );
-            }
-        }
-    }
-
     /// Connections spread over client threads, handshaken and waiting for [`Clients::start`].
     pub struct Clients {
         shared: Arc<Shared>,
-        phase: watch::Sender<Phase>,
-        threads: Vec<thread::JoinHandle<Report>>,
+        threads: ClientThreads<()>,
     }
 
     impl Clients {
@@ -586,48 +446,20 @@ mod client {
                 completed: AtomicU64::new(0),
                 stop: AtomicBool::new(false),
             });
-            let (phase, _) = watch::channel(Phase::Connected);
-            let (ready_tx, ready_rx) = mpsc::channel();
-            // From here on, dropping `clients` (on an error below) stops and joins the threads.
-            let mut clients = Clients {
-                shared,
-                phase,
-                threads: Vec::new(),
-            };
-            for t in 0..threads {
-                let n = connections / threads + usize::from(t < connections % threads);
-                if n == 0 {
-                    continue;
-                }
-                let (config, shared, phase, ready) = (
-                    config.clone(),
-                    clients.shared.clone(),
-                    clients.phase.subscribe(),
-                    ready_tx.clone(),
-                );
-                let handle = thread::Builder::new()
-                    .name(format!("echo-client-{t}"))
-                    .spawn(move || client_thread(config, n, shared, phase, ready))
-                    .context("spawning a client thread")?;
-                clients.threads.push(handle);
-            }
-            drop(ready_tx);
-            for _ in 0..clients.threads.len() {
-                match ready_rx.recv_timeout(CONNECT_TIMEOUT * 2) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => bail!("{e}"),
-                    Err(_) => bail!(
-                        "client threads did not connect within {:?}",
-                        CONNECT_TIMEOUT * 2
-                    ),
-                }
-            }
-            Ok(clients)
+            let tasks = split_evenly(connections, threads)
+                .map(|n| {
+                    let (config, shared) = (config.clone(), shared.clone());
+                    let task = move |_, conn, _| echo_loop(conn, config.clone(), shared.clone());
+                    (n, task)
+                })
+                .collect();
+            let threads = ClientThreads::spawn("echo-client", config.addr, "/", tasks)?;
+            Ok(Clients { shared, threads })
         }
 
         /// Starts the closed loop on every connection.
         pub fn start(&self) {
-            self.phase.send_replace(Phase::Run);
+            self.threads.start();
         }
 
         /// Echoes completed so far, over all connections.
@@ -636,98 +468,19 @@ mod client {
         }
 
         /// Stops sending, closes every connection (bounded by [`CLOSE_TIMEOUT`]) and joins the threads.
+        ///
+        /// [`CLOSE_TIMEOUT`]: super::support::CLOSE_TIMEOUT
         pub fn stop(mut self) -> Report {
-            self.shutdown()
-        }
-
-        fn shutdown(&mut self) -> Report {
             self.shared.stop.store(true, Relaxed);
-            self.phase.send_replace(Phase::Stop);
-            let mut report = Report::default();
-            for handle in self.threads.drain(..) {
-                match handle.join() {
-                    Ok(r) => report.merge(r),
-                    Err(_) => report.fail(anyhow::anyhow!("a client thread panicked")),
-                }
-            }
-            report
+            self.threads.stop().0
         }
     }
 
     impl Drop for Clients {
         fn drop(&mut self) {
-            self.shutdown();
+            // Before the threads are stopped and joined (when the field is dropped, next).
+            self.shared.stop.store(true, Relaxed);
         }
-    }
-
-    fn client_thread(
-        config: Arc<Config>,
-        connections: usize,
-        shared: Arc<Shared>,
-        mut phase: watch::Receiver<Phase>,
-        ready: mpsc::Sender<Result<(), String>>,
-    ) -> Report {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready.send(Err(format!("building a client runtime: {e}")));
-                return Report::default();
-            }
-        };
-        runtime.block_on(async move {
-            let mut connecting = JoinSet::new();
-            for _ in 0..connections {
-                connecting.spawn(Conn::open(config.addr, ""));
-            }
-            let mut conns = Vec::with_capacity(connections);
-            while let Some(joined) = connecting.join_next().await {
-                match joined.map_err(anyhow::Error::from).and_then(|r| r) {
-                    Ok(conn) => conns.push(conn),
-                    Err(e) => {
-                        let _ = ready.send(Err(format!("{e:#}")));
-                        return Report::default();
-                    }
-                }
-            }
-            let _ = ready.send(Ok(()));
-
-            // A dropped sender means the bench is shutting down.
-            let go = phase
-                .wait_for(|p| *p != Phase::Connected)
-                .await
-                .is_ok_and(|p| *p == Phase::Run);
-            if !go {
-                return Report::default();
-            }
-            let mut running = JoinSet::new();
-            for conn in conns {
-                running.spawn(echo_loop(conn, config.clone(), shared.clone()));
-            }
-            let _ = phase.wait_for(|p| *p == Phase::Stop).await;
-
-            let mut report = Report::default();
-            let deadline = tokio::time::sleep(CLOSE_TIMEOUT);
-            tokio::pin!(deadline);
-            loop {
-                tokio::select! {
-                    joined = running.join_next() => match joined {
-                        None => break,
-                        Some(Ok(Ok(()))) => {}
-                        Some(Ok(Err(e))) => report.fail(e),
-                        Some(Err(e)) => report.fail(e.into()),
-                    },
-                    () = &mut deadline => {
-                        report.unclosed = running.len();
-                        running.abort_all();
-                        break;
-                    }
-                }
-            }
-            report
-        })
     }
 
     /// The closed loop of one connection: answer every echo with a new message until stopped.
@@ -778,59 +531,21 @@ mod client {
         }
         conn.close(max_payload).await.context("closing")
     }
-
-    fn describe_close(payload: &[u8]) -> String {
-        match payload {
-            [] => "no code".to_owned(),
-            [hi, lo, reason @ ..] => {
-                format!(
-                    "code {} {:?}",
-                    u16::from_be_bytes([*hi, *lo]),
-                    String::from_utf8_lossy(reason)
-                )
-            }
-            _ => "malformed close payload".to_owned(),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The native peer
 
 mod native {
-    use std::net::SocketAddr;
-    use std::time::Duration;
-
-    use anyhow::{Context as _, Result};
+    use anyhow::Result;
     use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-    use tokio::net::{TcpListener, TcpStream};
+    use tokio::net::TcpStream;
     use tokio_tungstenite::tungstenite::Error as WsError;
     use tokio_tungstenite::tungstenite::error::ProtocolError;
 
     /// Runs a tokio-tungstenite echo server on a multi-thread runtime (one worker per core).
     pub fn serve(addr: &str) -> Result<()> {
-        let addr: SocketAddr = addr
-            .parse()
-            .with_context(|| format!("--serve-native: bad address {addr:?}"))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async move {
-            let listener = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?;
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        tokio::spawn(connection(stream));
-                    }
-                    Err(e) => {
-                        eprintln!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
+        super::support::serve_native(addr, connection)
     }
 
     async fn connection(stream: TcpStream) {

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::ServerConfig;
 use crate::protocol::deflate::DeflateConfig;
+use crate::session::broker::BrokerUrl;
 
 /// `host --version`: this crate's version and the wasmtime it embeds
 /// (which decides what compiled components the cache can reuse).
@@ -194,6 +195,16 @@ pub struct ServeArgs {
     /// traffic.
     #[arg(long)]
     pub devconsole: bool,
+    /// Share topics with the other hosts connected to this broker:
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB] (Redis pub/sub). The host
+    /// starts even if the broker is unreachable, and reconnects. Default:
+    /// topics are this host's alone.
+    #[arg(long, value_name = "URL", value_parser = parse_broker)]
+    pub broker: Option<BrokerUrl>,
+    /// Most bytes of publishes waiting to be sent to the broker; beyond it
+    /// (broker slow or stuck) they are not sent to other hosts, and counted.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub broker_queue: u64,
 }
 
 impl ServeArgs {
@@ -240,12 +251,20 @@ impl ServeArgs {
             deflate,
             static_dir: self.static_dir.clone(),
             devconsole: self.devconsole,
+            broker: self.broker.clone(),
+            broker_queue: usize::try_from(self.broker_queue).unwrap_or(usize::MAX),
             metrics_listen: self.metrics_listen,
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             ..ServerConfig::default()
         }
     }
+}
+
+/// Parse `--broker`: the scheme picks the backend.
+fn parse_broker(text: &str) -> Result<BrokerUrl, String> {
+    text.parse()
+        .map_err(|error: crate::session::broker::BrokerUrlError| error.to_string())
 }
 
 /// `None` for a zero duration (the CLI's way of saying "off").

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::protocol::ConnectionConfig;
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::handshake::HandshakeLimits;
+use crate::session::broker::{BrokerConfig, BrokerUrl};
 use crate::session::topics::TopicsConfig;
 
 /// Everything `host serve` can be told. Each field documents its default.
@@ -87,6 +88,13 @@ pub struct ServerConfig {
     /// Serve the built-in dev console page at `/__wsbox/console` (with or
     /// without `static_dir`). Default `false`.
     pub devconsole: bool,
+    /// The broker that shares topics with other hosts (`redis://...`).
+    /// `None`: topics are this host's alone. Default `None`.
+    pub broker: Option<BrokerUrl>,
+    /// Most bytes of publishes waiting to be sent to the broker; beyond it
+    /// they are not sent to other hosts (dropped and counted). Default
+    /// 16 MiB.
+    pub broker_queue: usize,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`. `None`: no
     /// metrics are kept. Default `None`.
     pub metrics_listen: Option<SocketAddr>,
@@ -108,6 +116,11 @@ impl ServerConfig {
             max_backpressure: self.max_backpressure,
             close_slow_subscribers: self.close_slow_subscribers,
             deflate: self.deflate.clone(),
+            broker: self.broker.clone().map(|url| BrokerConfig {
+                url,
+                queue_bytes: self.broker_queue,
+                max_message_size: self.max_message_size,
+            }),
         }
     }
 
@@ -210,6 +223,8 @@ impl Default for ServerConfig {
             deflate: DeflateConfig::default(),
             static_dir: None,
             devconsole: false,
+            broker: None,
+            broker_queue: 16 << 20,
             metrics_listen: None,
             tls_cert: None,
             tls_key: None,

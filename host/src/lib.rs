@@ -8,7 +8,8 @@
 //!    plain functions and state machines over bytes and time.
 //! 2. [`config`], [`session`] and [`metrics`]: what the runtime and the
 //!    server share: every knob with its default; the guest-facing
-//!    connection handle and how a guest's run ended; the process's metrics.
+//!    connection handle, how a guest's run ended, topics and the broker
+//!    link that shares them with other hosts; the process's metrics.
 //! 3. [`runtime`] (wasmtime: engine, component loading, the WIT host) and
 //!    [`server`] (IO: listener, per-connection driver), which starts guests
 //!    through the runtime.

@@ -330,6 +330,7 @@ mod tests {
             max_backpressure: 1 << 20,
             close_slow_subscribers: false,
             deflate: crate::protocol::deflate::DeflateConfig::default(),
+            broker: None,
         }))
     }
 

@@ -4,7 +4,7 @@
 
 pub mod interop;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,6 +19,62 @@ pub fn workspace() -> PathBuf {
         .parent()
         .expect("host/ has a parent")
         .to_path_buf()
+}
+
+/// The cargo target dir (`<target>/<profile>/host` is the binary under
+/// test).
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_host"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("the host binary lives in <target>/<profile>/")
+        .to_path_buf()
+}
+
+/// `CI` set (to anything but empty, `0` or `false`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// Whether `program --version` runs.
+pub fn runs(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Write a line where a person running the tests sees it, even from a
+/// passing test: straight to stderr, as libtest's capture would hide an
+/// `eprintln!`.
+pub fn tell(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A missing tool: fail under CI, else say SKIP and return None. `tests`
+/// names what is skipped ("the browser chat test").
+pub fn missing_tool<T>(tool: &str, tests: &str) -> Option<T> {
+    assert!(!in_ci(), "{tool} is required for {tests} when CI is set");
+    tell(&format!(
+        "SKIP: {tool} not found; skipping {tests} (set CI to make this an error)"
+    ));
+    None
+}
+
+/// Run `cmd` and panic with its output unless it succeeds.
+pub fn run_checked(mut cmd: Command, what: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Path of guest component `name` (a package: `echo`, `auth`, `broadcast`,
@@ -449,4 +505,49 @@ pub fn decode_frame(buf: &[u8]) -> Option<(Frame, usize)> {
         },
         at + len,
     ))
+}
+
+/// A tokio-tungstenite client, for tests that speak WebSocket normally.
+pub mod ws {
+    use std::time::Duration;
+
+    use futures_util::StreamExt as _;
+    use tokio::time::timeout;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::{Host, WAIT};
+
+    /// A client connection.
+    pub type Client = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    /// Connect to `path` on `host`.
+    pub async fn connect(host: &Host, path: &str) -> Client {
+        let (client, _) = tokio_tungstenite::connect_async(host.url(path))
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {path}: {e}"));
+        client
+    }
+
+    /// The next data message (pings and pongs skipped).
+    pub async fn next(client: &mut Client) -> Message {
+        loop {
+            let message = timeout(WAIT, client.next())
+                .await
+                .expect("timed out waiting for a message")
+                .expect("the connection ended")
+                .expect("a WebSocket error");
+            if message.is_text() || message.is_binary() || message.is_close() {
+                return message;
+            }
+        }
+    }
+
+    /// Nothing arrives within `window`.
+    pub async fn silent(client: &mut Client, window: Duration) {
+        if let Ok(Some(message)) = timeout(window, client.next()).await {
+            panic!("expected nothing, got {message:?}");
+        }
+    }
 }

@@ -1,20 +1,25 @@
-//! What the benches share: command-line flags, server processes and their `/proc` figures, and a
-//! thin raw WebSocket client. Each bench includes it with `mod support;` (a `benches/support/`
+//! What the benches share: command-line flags, server processes (the wsbox host, or the bench
+//! binary re-executed as its native peer) and their `/proc` figures, a thin raw WebSocket client,
+//! and the load-client threads that drive many of its connections. Each bench includes it with `mod support;` (a `benches/support/`
 //! folder is not a bench target of its own).
 #![allow(dead_code)] // each bench uses a different part of this module
 
 use std::fs;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
 use std::ops::Range;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 /// How long a server may take to start listening (the host compiles the component first).
@@ -26,6 +31,28 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn workspace_root() -> &'static Path {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest_dir.parent().unwrap_or(manifest_dir)
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Where the release build of guest `name` is: the first that exists of
+/// `<target>/wasm32-wasip2/release/NAME.wasm` (`cargo build --release --target wasm32-wasip2 -p
+/// NAME`) and `<target>/guests/wasm32-wasip2/release/NAME.wasm` (built by `cargo test`), else the
+/// former.
+pub fn guest_path(name: &str) -> PathBuf {
+    let target = target_dir();
+    let built = target.join(format!("wasm32-wasip2/release/{name}.wasm"));
+    let by_tests = target.join(format!("guests/wasm32-wasip2/release/{name}.wasm"));
+    if !built.is_file() && by_tests.is_file() {
+        by_tests
+    } else {
+        built
+    }
 }
 
 /// Fails with how to build `path` (`what`) unless it is a file.
@@ -95,6 +122,122 @@ impl Flag<'_> {
     {
         let text = self.value()?;
         number(&self.name, &text)
+    }
+}
+
+/// The options the benches that compare wsbox with a native peer share.
+#[derive(Debug)]
+pub struct Common {
+    /// Text messages instead of binary.
+    pub text: bool,
+    /// The measured window, seconds.
+    pub seconds: f64,
+    /// The warm-up before each window, seconds.
+    pub warmup: f64,
+    /// Only one of the servers.
+    pub only: Option<Kind>,
+    pub host_bin: PathBuf,
+    pub guest: PathBuf,
+    /// Load-client threads.
+    pub client_threads: usize,
+    /// The native peer in the wsbox slot too, to validate a bench.
+    pub native_as_wsbox: bool,
+    /// More arguments to `host serve`.
+    pub host_args: Vec<String>,
+    guest_name: &'static str,
+}
+
+impl Common {
+    /// The defaults, with the release builds of the host and of the guest named `guest`
+    /// ([`guest_path`]).
+    pub fn new(guest: &'static str) -> Common {
+        Common {
+            text: false,
+            seconds: 5.0,
+            warmup: 1.0,
+            only: None,
+            host_bin: target_dir().join("release/host"),
+            guest: guest_path(guest),
+            client_threads: 1,
+            native_as_wsbox: false,
+            host_args: Vec::new(),
+            guest_name: guest,
+        }
+    }
+
+    /// Parses `args`: each flag goes to `own` first, which returns whether it took it, then to
+    /// these options. Returns `Ok(false)` if help was asked for.
+    pub fn parse(
+        &mut self,
+        args: Vec<String>,
+        usage: &str,
+        mut own: impl FnMut(&mut Flag) -> Result<bool>,
+    ) -> Result<bool> {
+        let mut flags = Flags::new(args);
+        while let Some(mut flag) = flags.next_flag() {
+            if own(&mut flag)? {
+                continue;
+            }
+            match flag.name.as_str() {
+                "--text" => self.text = true,
+                "--binary" => self.text = false,
+                "--seconds" => self.seconds = flag.number()?,
+                "--warmup" => self.warmup = flag.number()?,
+                "--only" => self.only = Some(Kind::parse(&flag.value()?)?),
+                "--host-bin" => self.host_bin = flag.value()?.into(),
+                "--guest" => self.guest = flag.value()?.into(),
+                "--host-arg" => self.host_args.push(flag.value()?),
+                "--client-threads" => self.client_threads = flag.number()?,
+                "--native-as-wsbox" => self.native_as_wsbox = true,
+                // `cargo bench` passes `--bench` to harness-less benches.
+                "--bench" => {}
+                "-h" | "--help" => return Ok(false),
+                _ => bail!("unknown option {:?}\n\n{usage}", flag.arg),
+            }
+        }
+        ensure!(
+            self.seconds > 0.0 && self.warmup >= 0.0,
+            "--seconds must be positive and --warmup not negative"
+        );
+        ensure!(
+            self.client_threads > 0,
+            "--client-threads must be at least 1"
+        );
+        Ok(true)
+    }
+
+    /// The servers to measure, wsbox first.
+    pub fn kinds(&self) -> Vec<Kind> {
+        Kind::selected(self.only)
+    }
+
+    /// Fails with how to build them unless the host and the guest exist, if wsbox is measured.
+    pub fn require_wsbox(&self) -> Result<()> {
+        if !self.kinds().contains(&Kind::Wsbox) || self.native_as_wsbox {
+            return Ok(());
+        }
+        require_file(
+            &self.host_bin,
+            "the wsbox host",
+            "cargo build --release -p host",
+        )?;
+        require_file(
+            &self.guest,
+            &format!("the {} guest", self.guest_name),
+            &format!(
+                "cargo build --release --target wasm32-wasip2 -p {}",
+                self.guest_name
+            ),
+        )
+    }
+
+    /// Starts the server of `kind` for bench `bench` (see [`start_server`]).
+    pub fn start_server(&self, bench: &str, kind: Kind) -> Result<Server> {
+        start_server(bench, kind, self.native_as_wsbox, |addr| {
+            let mut cmd = serve_command(&self.host_bin, &self.guest, addr);
+            cmd.args(&self.host_args);
+            cmd
+        })
     }
 }
 
@@ -234,6 +377,149 @@ pub fn serve_command(host: &Path, guest: &Path, addr: SocketAddr) -> Command {
         .arg("--listen")
         .arg(addr.to_string());
     cmd
+}
+
+/// Which of the two servers a measurement is for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// The wsbox host running a guest.
+    Wsbox,
+    /// The bench's native peer.
+    Native,
+}
+
+impl Kind {
+    /// The value of `--only`: `wsbox` or `native`.
+    pub fn parse(text: &str) -> Result<Kind> {
+        match text {
+            "wsbox" => Ok(Kind::Wsbox),
+            "native" => Ok(Kind::Native),
+            other => bail!("--only takes `wsbox` or `native`, not {other:?}"),
+        }
+    }
+
+    /// `[only]`, or both, wsbox first.
+    pub fn selected(only: Option<Kind>) -> Vec<Kind> {
+        match only {
+            Some(kind) => vec![kind],
+            None => vec![Kind::Wsbox, Kind::Native],
+        }
+    }
+}
+
+/// The hidden flag that makes a bench binary its own native peer: `--serve-native ADDR`.
+pub const SERVE_NATIVE: &str = "--serve-native";
+
+/// A bench's `main`: with [`SERVE_NATIVE`] `ADDR` among the arguments it runs `serve(ADDR)`, the
+/// bench's native server; else it runs the bench with the options `parse` makes of the arguments,
+/// or prints `usage` if `parse` says help was asked for (`None`). An error is printed and exits
+/// with status 1.
+pub fn bench_main<O>(
+    usage: &str,
+    serve: impl FnOnce(&str) -> Result<()>,
+    parse: impl FnOnce(Vec<String>) -> Result<Option<O>>,
+    bench: impl FnOnce(&O) -> Result<()>,
+) -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().position(|a| a == SERVE_NATIVE) {
+        Some(i) => match args.get(i + 1) {
+            Some(addr) => serve(addr),
+            None => Err(anyhow::anyhow!("{SERVE_NATIVE} needs an address")),
+        },
+        None => parse(args).and_then(|options| match options {
+            Some(options) => bench(&options),
+            None => {
+                print!("{usage}");
+                Ok(())
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Starts the server of `kind` on a free port: the wsbox host as `wsbox(addr)` makes it, or this
+/// bench binary as its native peer ([`SERVE_NATIVE`]). With `native_as_wsbox` the native peer
+/// takes the wsbox slot too (labelled `wsbox=native`), to validate the bench. The log goes to
+/// `<tmp>/wsbox-bench-BENCH-LABEL.log` and is kept.
+pub fn start_server(
+    bench: &str,
+    kind: Kind,
+    native_as_wsbox: bool,
+    wsbox: impl FnOnce(SocketAddr) -> Command,
+) -> Result<Server> {
+    let addr = free_port()?;
+    let (label, cmd) = match kind {
+        Kind::Wsbox if native_as_wsbox => ("wsbox=native", native_command(addr)?),
+        Kind::Wsbox => ("wsbox", wsbox(addr)),
+        Kind::Native => ("native", native_command(addr)?),
+    };
+    let log = std::env::temp_dir().join(format!("wsbox-bench-{bench}-{label}.log"));
+    Server::start(label, cmd, addr, log, Log::Keep)
+}
+
+/// This bench binary, re-executed as its native peer listening on `addr`.
+pub fn native_command(addr: SocketAddr) -> Result<Command> {
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(SERVE_NATIVE).arg(addr.to_string());
+    Ok(cmd)
+}
+
+/// The native peers' accept loop: runs `connection` for every TCP connection accepted on `addr`,
+/// on a multi-thread tokio runtime (one worker per core), until killed.
+pub fn serve_native<F>(addr: &str, connection: fn(TcpStream) -> F) -> Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let addr: SocketAddr = addr
+        .parse()
+        .with_context(|| format!("{SERVE_NATIVE}: bad address {addr:?}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(stream));
+                }
+                Err(e) => {
+                    eprintln!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    })
+}
+
+/// Raises this process's soft limit on open files to its hard limit (servers started afterwards
+/// inherit it), so that a bench can hold thousands of connections; returns the new limit.
+pub fn raise_open_files_limit() -> Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit to write to.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrlimit(RLIMIT_NOFILE)");
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: `limit` is a valid rlimit, its soft limit not above its hard one.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("setrlimit(RLIMIT_NOFILE)");
+        }
+    }
+    Ok(limit.rlim_cur)
 }
 
 /// A loopback address with a port that was free a moment ago.
@@ -409,9 +695,14 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Connects and completes the opening handshake, with `extra_headers` (each line ending in
-    /// CRLF) in the request; both bounded by [`CONNECT_TIMEOUT`].
+    /// Connects and completes the opening handshake for `/`, with `extra_headers` (each line
+    /// ending in CRLF) in the request; both bounded by [`CONNECT_TIMEOUT`].
     pub async fn open(addr: SocketAddr, extra_headers: &str) -> Result<Conn> {
+        Conn::open_path(addr, "/", extra_headers).await
+    }
+
+    /// [`Conn::open`] with the request path `path`.
+    pub async fn open_path(addr: SocketAddr, path: &str, extra_headers: &str) -> Result<Conn> {
         let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .context("connect timed out")?
@@ -424,15 +715,15 @@ impl Conn {
             end: 0,
             extensions: None,
         };
-        timeout(CONNECT_TIMEOUT, conn.handshake(addr, extra_headers))
+        timeout(CONNECT_TIMEOUT, conn.handshake(addr, path, extra_headers))
             .await
             .context("opening handshake timed out")??;
         Ok(conn)
     }
 
-    async fn handshake(&mut self, addr: SocketAddr, extra_headers: &str) -> Result<()> {
+    async fn handshake(&mut self, addr: SocketAddr, path: &str, extra_headers: &str) -> Result<()> {
         let request = format!(
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
         );
         self.send(request.as_bytes())
@@ -573,4 +864,274 @@ impl Conn {
         {}
         Ok(())
     }
+}
+
+/// What a close frame's payload says: its code and reason.
+pub fn describe_close(payload: &[u8]) -> String {
+    match payload {
+        [] => "no code".to_owned(),
+        [hi, lo, reason @ ..] => {
+            format!(
+                "code {} {:?}",
+                u16::from_be_bytes([*hi, *lo]),
+                String::from_utf8_lossy(reason)
+            )
+        }
+        _ => "malformed close payload".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load-client threads
+
+/// Bound on the closing handshakes after a run.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Where the bench's main thread has its client threads: all connections open, running, stopping.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    Connected,
+    Run,
+    Stop,
+}
+
+/// Problems seen by the connections of one run.
+#[derive(Default)]
+pub struct Report {
+    failed: usize,
+    unclosed: usize,
+    first_error: Option<String>,
+}
+
+impl Report {
+    /// Counts a connection that failed with `error`.
+    pub fn fail(&mut self, error: anyhow::Error) {
+        self.failed += 1;
+        self.first_error.get_or_insert_with(|| format!("{error:#}"));
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: Report) {
+        self.failed += other.failed;
+        self.unclosed += other.unclosed;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// Connections that failed, and that did not close in time.
+    pub fn failed(&self) -> usize {
+        self.failed
+    }
+
+    /// Prints what went wrong, if anything, to stderr; `run` names the run (server and round).
+    pub fn warn(&self, run: &str) {
+        if self.failed > 0 {
+            eprintln!(
+                "warning: {run}: {} connection(s) failed; first error: {}",
+                self.failed,
+                self.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if self.unclosed > 0 {
+            eprintln!(
+                "warning: {run}: {} connection(s) did not finish the closing handshake within \
+                 {CLOSE_TIMEOUT:?}",
+                self.unclosed
+            );
+        }
+    }
+}
+
+/// `total` split as evenly as possible into `parts` (earlier parts take the remainder).
+pub fn split_evenly(total: usize, parts: usize) -> impl Iterator<Item = usize> {
+    (0..parts).map(move |t| total / parts + usize::from(t < total % parts))
+}
+
+/// Load-client threads, each a current-thread tokio runtime with its share of the connections.
+/// A thread opens its connections, reports them open, and on [`Phase::Run`] runs one task per
+/// connection; on [`Phase::Stop`] it gives the tasks [`CLOSE_TIMEOUT`] to finish (their closing
+/// handshakes) and aborts the rest. Tasks see the phases too and must end on their own once told
+/// to stop. Dropping the threads stops and joins them.
+pub struct ClientThreads<T> {
+    phase: watch::Sender<Phase>,
+    threads: Vec<thread::JoinHandle<(Report, Vec<T>)>>,
+}
+
+impl<T: Send + 'static> ClientThreads<T> {
+    /// Starts one thread (named `NAME-I`) for each `(n, task)` of `threads`: it opens `n`
+    /// connections to `path` on `addr` and, on [`Phase::Run`], runs `task(index, conn, phase)` for
+    /// each, `index` counting the connections of all threads from 0. Returns once every
+    /// connection is open, or with the first error.
+    pub fn spawn<F, Fut>(
+        name: &str,
+        addr: SocketAddr,
+        path: &str,
+        threads: Vec<(usize, F)>,
+    ) -> Result<ClientThreads<T>>
+    where
+        F: Fn(usize, Conn, watch::Receiver<Phase>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let (phase, _) = watch::channel(Phase::Connected);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        // From here on, dropping `clients` (on an error below) stops and joins the threads.
+        let mut clients = ClientThreads {
+            phase,
+            threads: Vec::new(),
+        };
+        let mut first_index = 0;
+        for (t, (connections, task)) in threads.into_iter().enumerate() {
+            if connections == 0 {
+                continue;
+            }
+            let (phase, ready, path) =
+                (clients.phase.subscribe(), ready_tx.clone(), path.to_owned());
+            let handle = thread::Builder::new()
+                .name(format!("{name}-{t}"))
+                .spawn(move || {
+                    client_thread(
+                        addr,
+                        path,
+                        first_index..first_index + connections,
+                        task,
+                        phase,
+                        ready,
+                    )
+                })
+                .context("spawning a client thread")?;
+            clients.threads.push(handle);
+            first_index += connections;
+        }
+        drop(ready_tx);
+        for _ in 0..clients.threads.len() {
+            match ready_rx.recv_timeout(CONNECT_TIMEOUT * 2) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => bail!("{e}"),
+                Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                    "client threads did not connect within {:?}",
+                    CONNECT_TIMEOUT * 2
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("a client thread ended before connecting")
+                }
+            }
+        }
+        Ok(clients)
+    }
+
+    /// Starts the tasks on every connection.
+    pub fn start(&self) {
+        self.phase.send_replace(Phase::Run);
+    }
+
+    /// Tells the tasks to stop, joins the threads, and returns what the tasks returned (in no
+    /// particular order) and what went wrong.
+    pub fn stop(&mut self) -> (Report, Vec<T>) {
+        self.phase.send_replace(Phase::Stop);
+        let mut report = Report::default();
+        let mut outputs = Vec::new();
+        for handle in self.threads.drain(..) {
+            match handle.join() {
+                Ok((r, o)) => {
+                    report.merge(r);
+                    outputs.extend(o);
+                }
+                Err(_) => report.fail(anyhow::anyhow!("a client thread panicked")),
+            }
+        }
+        (report, outputs)
+    }
+}
+
+impl<T> Drop for ClientThreads<T> {
+    fn drop(&mut self) {
+        self.phase.send_replace(Phase::Stop);
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The body of one client thread (see [`ClientThreads`]).
+fn client_thread<T, F, Fut>(
+    addr: SocketAddr,
+    path: String,
+    indices: Range<usize>,
+    task: F,
+    mut phase: watch::Receiver<Phase>,
+    ready: mpsc::Sender<Result<(), String>>,
+) -> (Report, Vec<T>)
+where
+    T: Send + 'static,
+    F: Fn(usize, Conn, watch::Receiver<Phase>) -> Fut,
+    Fut: Future<Output = Result<T>> + Send + 'static,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(format!("building a client runtime: {e}")));
+            return (Report::default(), Vec::new());
+        }
+    };
+    runtime.block_on(async move {
+        let mut connecting = JoinSet::new();
+        for index in indices {
+            let path = path.clone();
+            connecting.spawn(async move { (index, Conn::open_path(addr, &path, "").await) });
+        }
+        let mut conns = Vec::with_capacity(connecting.len());
+        while let Some(joined) = connecting.join_next().await {
+            match joined {
+                Ok((index, Ok(conn))) => conns.push((index, conn)),
+                Ok((_, Err(e))) => {
+                    let _ = ready.send(Err(format!("{e:#}")));
+                    return (Report::default(), Vec::new());
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("{e:#}")));
+                    return (Report::default(), Vec::new());
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+
+        // A dropped sender means the bench is shutting down.
+        let go = phase
+            .wait_for(|p| *p != Phase::Connected)
+            .await
+            .is_ok_and(|p| *p == Phase::Run);
+        if !go {
+            return (Report::default(), Vec::new());
+        }
+        let mut running = JoinSet::new();
+        for (index, conn) in conns {
+            running.spawn(task(index, conn, phase.clone()));
+        }
+        let _ = phase.wait_for(|p| *p == Phase::Stop).await;
+
+        let mut report = Report::default();
+        let mut outputs = Vec::new();
+        let deadline = tokio::time::sleep(CLOSE_TIMEOUT);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = running.join_next() => match joined {
+                    None => break,
+                    Some(Ok(Ok(output))) => outputs.push(output),
+                    Some(Ok(Err(e))) => report.fail(e),
+                    Some(Err(e)) => report.fail(e.into()),
+                },
+                () = &mut deadline => {
+                    report.unclosed = running.len();
+                    running.abort_all();
+                    break;
+                }
+            }
+        }
+        (report, outputs)
+    })
 }

@@ -227,6 +227,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             max_backpressure: 1 << 20,
             close_slow_subscribers: false,
             deflate: crate::protocol::deflate::DeflateConfig::default(),
+            broker: None,
         });
         ConnectionHandle::new(1, remote, request, Arc::new(config), 1 << 20, topics)
     }

@@ -50,8 +50,12 @@ pub struct Server {
     config: ArcSwap<ServerConfig>,
     /// The protocol rules new connections follow, built from `config`.
     connection_config: ArcSwap<ConnectionConfig>,
-    /// Every topic, shared by all connections and guest versions.
+    /// Every topic, shared by all connections and guest versions (and, with
+    /// a broker, with other hosts).
     topics: Arc<Topics>,
+    /// The next connection id. With a broker, ids start above a random
+    /// per-run prefix (see [`Topics::connection_id_base`]) so that
+    /// publisher ids differ across hosts.
     next_id: AtomicU64,
     /// One permit per TCP connection, handshakes included: the connection
     /// limit, and (all permits back) the sign that every connection ended.
@@ -81,16 +85,19 @@ enum ReadRequestError {
 }
 
 impl Server {
-    /// A server for `guest`, configured by `config`.
+    /// A server for `guest`, configured by `config`. With a broker
+    /// configured, it starts connecting in the background on the current
+    /// tokio runtime.
     pub fn new(runtime: Arc<Runtime>, guest: Guest, config: Arc<ServerConfig>) -> Arc<Self> {
+        let topics = Topics::new(config.topics_config());
         Arc::new(Self {
             runtime,
             guest: Arc::new(ArcSwap::from_pointee(guest)),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             connection_config: ArcSwap::from_pointee(config.connection_config()),
-            topics: Topics::new(config.topics_config()),
+            next_id: AtomicU64::new(topics.connection_id_base() + 1),
+            topics,
             config: ArcSwap::new(config),
-            next_id: AtomicU64::new(1),
             live: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),

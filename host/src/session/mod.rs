@@ -8,6 +8,7 @@
 //! locks, calls the state machine, unlocks, and wakes whoever the state
 //! machine says has news. The mutex is never held across an `.await`.
 
+pub mod broker;
 pub mod outcome;
 pub mod topics;
 
@@ -268,7 +269,8 @@ impl ConnectionHandle {
             .publish(topic, text, payload, self.id(), include_self)
     }
 
-    /// How many connections subscribe to `topic`.
+    /// How many connections of this host subscribe to `topic` (with a
+    /// broker too: the count is local).
     pub fn subscriber_count(&self, topic: &str) -> Result<usize, TopicError> {
         Topics::check_name(topic)?;
         Ok(self.shared.topics.subscriber_count(topic))

@@ -7,6 +7,13 @@
 //! on old and new versions share them across hot swaps. A publish never
 //! waits for a subscriber: one whose queue is over `max_backpressure` bytes
 //! misses the message (counted), or is closed with 1008 if so configured.
+//!
+//! With a broker (`--broker`, see [`super::broker`]) the topics are shared
+//! with other hosts: a publish is delivered here at once and handed to the
+//! broker's [`Link`] (never waiting), and messages from other hosts come
+//! back through [`Topics::deliver_from_broker`], the same delivery path.
+//! Subscriber counts stay local to this host. Without a broker none of
+//! this costs anything.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +23,7 @@ use bytes::Bytes;
 use thiserror::Error;
 
 use super::ConnectionHandle;
+use super::broker::{BrokerConfig, Link};
 use crate::protocol::connection::{Delivery, TopicMessage};
 use crate::protocol::deflate::DeflateConfig;
 use crate::protocol::fanout::Published;
@@ -51,6 +59,8 @@ pub struct TopicsConfig {
     /// The server's permessage-deflate settings (level, minimum size) for
     /// the frames compressed once per publish.
     pub deflate: DeflateConfig,
+    /// The broker that shares topics with other hosts, if any.
+    pub broker: Option<BrokerConfig>,
 }
 
 /// Counters over the process's life.
@@ -77,6 +87,8 @@ pub struct Topics {
     /// (never while it waits: queuing never waits).
     topics: Mutex<HashMap<Arc<str>, HashMap<u64, Subscriber>>>,
     stats: TopicStats,
+    /// The link to the broker (`--broker`), if any.
+    broker: Option<Arc<Link>>,
 }
 
 /// What one publish did.
@@ -89,13 +101,50 @@ pub struct PublishReport {
 }
 
 impl Topics {
-    /// No topics yet.
+    /// No topics yet. With a broker configured, its link's tasks start on
+    /// the current tokio runtime (connecting in the background).
     pub fn new(config: TopicsConfig) -> Arc<Self> {
-        Arc::new(Self {
+        let (broker, tasks) = match config.broker.clone() {
+            Some(broker) => {
+                let (link, tasks) = Link::new(broker);
+                (Some(link), Some(tasks))
+            }
+            None => (None, None),
+        };
+        let topics = Arc::new(Self {
             config,
             topics: Mutex::new(HashMap::new()),
             stats: TopicStats::default(),
-        })
+            broker,
+        });
+        if let Some(tasks) = tasks {
+            tasks.spawn(Arc::downgrade(&topics));
+        }
+        topics
+    }
+
+    /// The link to the broker, if there is one.
+    pub fn broker(&self) -> Option<&Arc<Link>> {
+        self.broker.as_ref()
+    }
+
+    /// Where this host's connection ids start: 0, or with a broker a random
+    /// per-run prefix in the high bits, so that publisher ids differ across
+    /// hosts.
+    pub fn connection_id_base(&self) -> u64 {
+        self.broker
+            .as_ref()
+            .map_or(0, |link| link.connection_id_base())
+    }
+
+    /// Every topic with at least one local subscriber.
+    pub fn topic_names(&self) -> Vec<Arc<str>> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Whether `topic` has a local subscriber.
+    pub fn has_subscribers(&self, topic: &str) -> bool {
+        self.lock().contains_key(topic)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, HashMap<u64, Subscriber>>> {
@@ -130,9 +179,9 @@ impl Topics {
     ) -> Result<Arc<str>, TopicError> {
         Self::check_name(topic)?;
         let mut topics = self.lock();
-        let name = match topics.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => Arc::from(topic),
+        let (name, first) = match topics.get_key_value(topic) {
+            Some((name, _)) => (name.clone(), false),
+            None => (Arc::from(topic), true),
         };
         topics.entry(name.clone()).or_default().insert(
             conn.id(),
@@ -141,6 +190,10 @@ impl Topics {
                 mode,
             },
         );
+        drop(topics);
+        if first && let Some(link) = &self.broker {
+            link.topic_changed(&name);
+        }
         Ok(name)
     }
 
@@ -151,8 +204,11 @@ impl Topics {
             return false;
         };
         let was = subscribers.remove(&id).is_some();
-        if subscribers.is_empty() {
-            topics.remove(topic);
+        if subscribers.is_empty()
+            && let Some((name, _)) = topics.remove_entry(topic)
+            && let Some(link) = &self.broker
+        {
+            link.topic_changed(&name);
         }
         was
     }
@@ -165,18 +221,24 @@ impl Topics {
                 subscribers.remove(&id);
                 if subscribers.is_empty() {
                     topics.remove(name);
+                    if let Some(link) = &self.broker {
+                        link.topic_changed(name);
+                    }
                 }
             }
         }
     }
 
-    /// How many connections subscribe to `topic`.
+    /// How many connections of this host subscribe to `topic` (with a
+    /// broker too: other hosts' subscribers are not counted).
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.lock().get(topic).map_or(0, HashMap::len)
     }
 
     /// Publish a message from connection `publisher` to every subscriber of
-    /// `topic` but the publisher (unless `include_self`). Never waits.
+    /// `topic` but the publisher (unless `include_self`), and hand it to the
+    /// broker if there is one. Never waits. The report counts this host's
+    /// subscribers only.
     pub fn publish(
         &self,
         topic: &str,
@@ -186,17 +248,51 @@ impl Topics {
         include_self: bool,
     ) -> Result<PublishReport, TopicError> {
         Self::check_name(topic)?;
+        let skip = (!include_self).then_some(publisher);
+        let Some(link) = &self.broker else {
+            return Ok(self.deliver(topic, text, payload, publisher, skip).0);
+        };
+        let (report, name) = self.deliver(topic, text, payload.clone(), publisher, skip);
+        link.offer(
+            name.unwrap_or_else(|| Arc::from(topic)),
+            text,
+            payload,
+            publisher,
+        );
+        Ok(report)
+    }
+
+    /// Deliver a message another host published (through the broker) to
+    /// this host's subscribers of `topic`, like a local publish.
+    pub fn deliver_from_broker(&self, topic: &str, text: bool, payload: Bytes, publisher: u64) {
+        if Self::check_name(topic).is_ok() {
+            self.deliver(topic, text, payload, publisher, None);
+        }
+    }
+
+    /// Queue a message for every local subscriber of `topic` but `skip`;
+    /// also returns the topic's shared name if it has local subscribers.
+    fn deliver(
+        &self,
+        topic: &str,
+        text: bool,
+        payload: Bytes,
+        publisher: u64,
+        skip: Option<u64>,
+    ) -> (PublishReport, Option<Arc<str>>) {
         let mut report = PublishReport::default();
         let mut published = Published::new(text, payload, &self.config.deflate);
         let limit = self.config.max_backpressure;
         let mut slow = Vec::new();
+        let shared_name;
         {
             let topics = self.lock();
             let Some((name, subscribers)) = topics.get_key_value(topic) else {
-                return Ok(report);
+                return (report, None);
             };
+            shared_name = name.clone();
             for (&id, subscriber) in subscribers {
-                if id == publisher && !include_self {
+                if Some(id) == skip {
                     continue;
                 }
                 let delivery = match subscriber.mode {
@@ -234,7 +330,7 @@ impl Topics {
         for conn in slow {
             self.on_slow_subscriber(&conn);
         }
-        Ok(report)
+        (report, Some(shared_name))
     }
 
     /// A subscriber missed a message: log its first miss, or close it.
