@@ -126,3 +126,24 @@ async fn traffic_closes_rejections_failures_and_swaps_are_counted() {
     assert!(text.ends_with("# EOF\n"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn readyz_waits_for_a_configured_broker() {
+    // Nothing listens on the broker's port: the host serves, but is not
+    // ready for a load balancer to send it clients of shared topics.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let broker = format!("redis://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let host = Host::start(
+        "echo",
+        &["--metrics-listen", "127.0.0.1:0", "--broker", &broker],
+    );
+    let admin = metrics_addr(&host);
+    assert_eq!(get(admin, "/healthz"), (200, "ok\n".into()));
+    // Give the listener a moment to start; the broker stays unreachable.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        get(admin, "/readyz"),
+        (503, "not ready: broker not connected\n".into())
+    );
+}

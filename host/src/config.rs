@@ -150,7 +150,8 @@ impl ServerConfig {
     /// What a running server can take from `new` (a re-read configuration
     /// file): the limits and policies that apply to each new connection,
     /// the static directory, the drain delay. The rest (addresses, sizes of
-    /// the instance pool, guest limits, the cache, the topics' limits) is
+    /// the instance pool, guest limits, the cache, the topics' limits, the
+    /// broker, TLS on/off and its files) is
     /// kept; the keys of those that differ come back, to be reported as
     /// needing a restart.
     pub fn live_update(&self, new: &ServerConfig) -> (ServerConfig, Vec<&'static str>) {
@@ -177,6 +178,10 @@ impl ServerConfig {
             "close-slow-subscribers",
         );
         check(self.metrics_listen != new.metrics_listen, "metrics-listen");
+        // Compared as shown (without a password): URLs have no equality.
+        let shown = |url: &Option<BrokerUrl>| url.as_ref().map(ToString::to_string);
+        check(shown(&self.broker) != shown(&new.broker), "broker");
+        check(self.broker_queue != new.broker_queue, "broker-queue");
         // The files' contents rotate live; switching TLS on or off, or to
         // other files, takes a restart.
         check(self.tls_cert != new.tls_cert, "tls-cert");
@@ -190,6 +195,8 @@ impl ServerConfig {
             max_backpressure: self.max_backpressure,
             close_slow_subscribers: self.close_slow_subscribers,
             metrics_listen: self.metrics_listen,
+            broker: self.broker.clone(),
+            broker_queue: self.broker_queue,
             tls_cert: self.tls_cert.clone(),
             tls_key: self.tls_key.clone(),
             ..new.clone()

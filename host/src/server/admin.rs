@@ -1,7 +1,8 @@
 //! The `--metrics-listen` port, apart from the WebSocket one: `/metrics`
 //! (Prometheus / OpenMetrics text), `/healthz` (the process is up) and
 //! `/readyz` (ready for connections: a guest loaded, listening, not
-//! shutting down). Plain HTTP/1.1, one request per connection.
+//! shutting down, a configured broker connected). Plain HTTP/1.1, one
+//! request per connection.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -138,13 +138,19 @@ impl Server {
     }
 
     /// Why the server is not ready for connections, if it is not: not
-    /// listening yet, or shutting down. (A guest is loaded before a
-    /// server exists.)
+    /// listening yet, shutting down, or a configured broker not connected.
+    /// (A guest is loaded before a server exists.)
     pub fn not_ready(&self) -> Option<&'static str> {
         if self.shutting_down.load(Ordering::SeqCst) {
             Some("shutting down")
         } else if !self.listening.load(Ordering::SeqCst) {
             Some("not listening yet")
+        } else if self
+            .topics
+            .broker()
+            .is_some_and(|broker| !broker.is_connected())
+        {
+            Some("broker not connected")
         } else {
             None
         }

@@ -443,6 +443,13 @@ impl Link {
         &self.stats
     }
 
+    /// Whether both connections to the broker (publishing and
+    /// subscribing) work now (for `/readyz`).
+    pub fn is_connected(&self) -> bool {
+        let health = self.health();
+        health.publisher_up && health.subscriber_up
+    }
+
     /// Hand a local publish to the broker. Never waits: over the queue's
     /// bound the message is dropped for other hosts and counted.
     pub fn offer(&self, topic: Arc<str>, text: bool, payload: Bytes, publisher: u64) {
