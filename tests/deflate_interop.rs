@@ -24,7 +24,7 @@
 //!   on the wire) and context kept exactly when allowed ([`echo_problems`]).
 //!
 //! The Python and Node clients are installed on first use, at pinned
-//! versions ([`WEBSOCKETS_VERSION`], [`WS_VERSION`]): a venv with `websockets`
+//! versions (`WEBSOCKETS_VERSION`, [`WS_VERSION`]): a venv with `websockets`
 //! from PyPI in `<target>/interop/venv`, and `ws` from npm in
 //! `<target>/interop/node`, each guarded by a file lock so that parallel test
 //! binaries do not race, and marked ready by a file written last that names
@@ -36,15 +36,16 @@
 mod deflate_codec;
 mod support;
 
-use std::fs::{self, File};
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
 use deflate_codec::{deflate_message, inflate_message, xorshift};
 use flate2::{Compress, Compression, Decompress};
 use futures_util::{SinkExt, StreamExt};
-use support::{Host, RawClient, op, run_checked, runs, target_dir};
+use support::interop::{WEBSOCKETS_VERSION, install_once, python};
+use support::{Host, RawClient, op, run_checked, runs};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Message sizes of the hand-written raw client tests and of the few large
@@ -52,8 +53,6 @@ use tokio_tungstenite::tungstenite::Message;
 const SIZES: [usize; 3] = [10, 10 << 10, 1 << 20];
 /// Message sizes of most combinations: all but the 1 MiB one.
 const SMALL_SIZES: [usize; 2] = [10, 10 << 10];
-/// The release of Python's `websockets` the tests install.
-const WEBSOCKETS_VERSION: &str = "17.4";
 /// The release of Node's `ws` the tests install.
 const WS_VERSION: &str = "8.23.0";
 /// RSV1 as `encode_frame` takes it and `Frame::rsv` reports it.
@@ -63,12 +62,6 @@ const RSV1: u8 = 0b100;
 // Environment: target dir, CI, tool installation
 // ---------------------------------------------------------------------------
 
-fn interop_dir() -> PathBuf {
-    let dir = target_dir().join("interop");
-    fs::create_dir_all(&dir).expect("creating <target>/interop");
-    dir
-}
-
 fn scripts_dir() -> PathBuf {
     support::workspace().join("tests").join("interop")
 }
@@ -76,59 +69,6 @@ fn scripts_dir() -> PathBuf {
 /// A missing tool: fail under CI, else say SKIP.
 fn missing(tool: &str) -> Option<PathBuf> {
     support::missing_tool(tool, "the permessage-deflate interop tests that need it")
-}
-
-/// Under an exclusive lock on `<interop>/NAME.lock`: unless `<dir>/.ready`
-/// holds `installed` (what the install makes, e.g. `websockets==17.4`),
-/// remove whatever `dir` holds (a failed attempt or another version), run
-/// `install`, then write `installed` to `.ready`. Readers only trust `dir`
-/// once `.ready` says what they need.
-fn install_once(name: &str, installed: &str, install: impl FnOnce(&Path)) -> PathBuf {
-    let interop = interop_dir();
-    let dir = interop.join(name);
-    let ready = dir.join(".ready");
-    let lock = File::create(interop.join(format!("{name}.lock"))).expect("creating the lock file");
-    lock.lock()
-        .expect("locking the install of the interop clients");
-    if fs::read_to_string(&ready).ok().as_deref() != Some(installed) {
-        if dir.exists() {
-            fs::remove_dir_all(&dir).expect("removing a half-made or outdated install");
-        }
-        install(&dir);
-        fs::write(&ready, installed).expect("marking the install ready");
-    }
-    drop(lock);
-    dir
-}
-
-/// The venv's python with `websockets` [`WEBSOCKETS_VERSION`], or None
-/// (SKIP) without python3.
-fn python() -> Option<PathBuf> {
-    static PYTHON: OnceLock<Option<PathBuf>> = OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            if !runs("python3") {
-                return missing("python3");
-            }
-            let requirement = format!("websockets=={WEBSOCKETS_VERSION}");
-            let venv = install_once("venv", &requirement, |venv| {
-                let mut cmd = Command::new("python3");
-                cmd.args(["-m", "venv"]).arg(venv);
-                run_checked(cmd, "creating the Python venv (python3 -m venv)");
-                let mut cmd = Command::new(venv.join("bin").join("python"));
-                cmd.args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--disable-pip-version-check",
-                    "--quiet",
-                    &requirement,
-                ]);
-                run_checked(cmd, &format!("pip install {requirement}"));
-            });
-            Some(venv.join("bin").join("python"))
-        })
-        .clone()
 }
 
 /// A folder whose node_modules/ holds `ws` [`WS_VERSION`], or None (SKIP)

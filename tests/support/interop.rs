@@ -1,23 +1,17 @@
 //! Installing the interop clients on first use, at pinned versions, under
-//! `<target>/interop` (see `deflate_interop.rs` for the scheme).
+//! `<target>/interop`, each guarded by a file lock so that parallel test
+//! binaries do not race, and marked ready by a file written last that names
+//! the version (so changing a pin reinstalls).
 
 use std::fs::{self, File};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
+
+use super::{missing_tool, run_checked, runs, target_dir};
 
 /// The release of Python's `websockets` the tests install.
 pub const WEBSOCKETS_VERSION: &str = "17.4";
-
-/// The cargo target dir (`<target>/release/host` is the binary under test).
-pub fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_host"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("the host binary lives in <target>/<profile>/")
-        .to_path_buf()
-}
 
 /// `<target>/interop`, where the clients are installed.
 pub fn interop_dir() -> PathBuf {
@@ -26,48 +20,9 @@ pub fn interop_dir() -> PathBuf {
     dir
 }
 
-/// `CI` set (to anything but empty, `0` or `false`).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// Whether `program --version` runs.
-pub fn runs(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A missing tool: fail under CI, else say SKIP (once per tool and process).
+/// A missing tool: fail under CI, else say SKIP.
 pub fn missing(tool: &str) -> Option<PathBuf> {
-    assert!(
-        !in_ci(),
-        "{tool} is required for the interop tests when CI is set"
-    );
-    // Straight to stderr: libtest's capture would hide an `eprintln!`.
-    let _ = writeln!(
-        std::io::stderr(),
-        "SKIP: {tool} not found; the interop tests that need it are skipped \
-         (set CI to make this an error)"
-    );
-    None
-}
-
-/// Run `cmd` and panic with its output unless it succeeds.
-pub fn run_checked(mut cmd: Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    missing_tool(tool, "the interop tests that need it")
 }
 
 /// Under an exclusive lock on `<interop>/NAME.lock`: unless `<dir>/.ready`
