@@ -170,3 +170,29 @@ async fn the_command_line_wins_and_sighup_applies_what_can_change_live() {
     assert!(host.child().try_wait().unwrap().is_none(), "the host died");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_readme_configuration_is_what_host_config_prints() {
+    let readme = std::fs::read_to_string(support::workspace().join("README.md")).unwrap();
+    let section = readme
+        .split("## Operating wsbox")
+        .nth(1)
+        .expect("README has an Operating wsbox section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the section has a toml block");
+    let dir = temp_dir("readme");
+    std::fs::write(dir.join("wsbox.toml"), block).unwrap();
+    let (ok, printed, stderr) = host(&["config", "--config", "wsbox.toml"], &dir);
+    assert!(ok, "{stderr}");
+    // The README marks the keys that need a restart; otherwise the same.
+    let unmarked: String = block
+        .lines()
+        .filter(|line| *line != "# [restart to change]")
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_eq!(printed, unmarked);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -47,7 +47,13 @@ async fn traffic_closes_rejections_failures_and_swaps_are_counted() {
     let host = Host::start_path(&app, &["--metrics-listen", "127.0.0.1:0"]);
     let admin = metrics_addr(&host);
     assert_eq!(get(admin, "/healthz"), (200, "ok\n".into()));
-    assert_eq!(get(admin, "/readyz"), (200, "ready\n".into()));
+    // Ready once the accept loop runs, a moment after the log line: probe
+    // as a load balancer would.
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while get(admin, "/readyz") != (200, "ready\n".into()) {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(get(admin, "/nothing").0, 404);
 
     // Two messages echoed, then the client's close.

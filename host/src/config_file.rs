@@ -366,6 +366,8 @@ pub fn effective_toml(argv: &[OsString]) -> Result<String, ConfigError> {
             None => out.push_str(&format!("# {key} =\n\n")),
         }
     }
+    // No blank line after the last key.
+    out.pop();
     Ok(out)
 }
 

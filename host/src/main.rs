@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     };
     let log_filter = init_logging(cli.log_format, log_level.as_deref());
     let result = match cli.command {
-        Command::Serve(args) => serve(args, argv, log_filter),
+        Command::Serve(args) => serve(args, argv, cli.log_format, log_filter),
         Command::Check(args) => return check(&args),
         Command::Config(_) => return print_config(&argv),
     };
@@ -94,6 +94,7 @@ fn print_config(argv: &[OsString]) -> ExitCode {
 async fn reload_config(
     argv: Vec<OsString>,
     mut running: ServeArgs,
+    log_format: LogFormat,
     server: Arc<Server>,
     filter_handle: LogFilter,
 ) {
@@ -106,9 +107,9 @@ async fn reload_config(
         return;
     };
     while hangup.recv().await.is_some() {
-        let args = match config_file::resolve(&argv) {
+        let (args, new_format) = match config_file::resolve(&argv) {
             Ok(cli) => match cli.command {
-                Command::Serve(args) => args,
+                Command::Serve(args) => (args, cli.log_format),
                 Command::Check(_) | Command::Config(_) => continue,
             },
             Err(error) => {
@@ -119,6 +120,9 @@ async fn reload_config(
         let mut restart = server.update_config(&args.config());
         if args.app != running.app {
             restart.push("app");
+        }
+        if new_format != log_format {
+            restart.push("log-format");
         }
         if args.log_level != running.log_level {
             let applied = filter_handle.reload(log_filter(args.log_level.as_deref()));
@@ -134,7 +138,9 @@ async fn reload_config(
                 "changed, but takes effect only after a restart"
             );
         }
-        running = args;
+        // Only the log level changed live; the rest is compared with what
+        // runs, so a pending restart is reported at every reload.
+        running.log_level = args.log_level;
     }
 }
 
@@ -237,7 +243,12 @@ async fn serve_metrics(
     Ok(())
 }
 
-fn serve(args: ServeArgs, argv: Vec<OsString>, filter_handle: LogFilter) -> anyhow::Result<()> {
+fn serve(
+    args: ServeArgs,
+    argv: Vec<OsString>,
+    log_format: LogFormat,
+    filter_handle: LogFilter,
+) -> anyhow::Result<()> {
     let app = args
         .app
         .clone()
@@ -274,7 +285,13 @@ fn serve(args: ServeArgs, argv: Vec<OsString>, filter_handle: LogFilter) -> anyh
         // Watching starts before we say we listen: a change made after
         // that line is never missed.
         Reloader::new(wasm, server.clone(), app.clone()).spawn()?;
-        tokio::spawn(reload_config(argv, args, server.clone(), filter_handle));
+        tokio::spawn(reload_config(
+            argv,
+            args,
+            log_format,
+            server.clone(),
+            filter_handle,
+        ));
         tracing::info!(
             app = %app.display(),
             version,
