@@ -17,6 +17,7 @@ pub mod driver;
 mod plain;
 pub mod policy;
 pub mod tls;
+pub mod trim;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -217,6 +218,8 @@ impl Server {
     ) -> std::io::Result<()> {
         let mut shutdown = std::pin::pin!(shutdown);
         self.listening.store(true, Ordering::SeqCst);
+        let server = Arc::downgrade(&self);
+        trim::spawn(move || server.upgrade().map(|server| server.open_connections()));
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
