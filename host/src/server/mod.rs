@@ -21,7 +21,7 @@ pub mod trim;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -65,6 +65,10 @@ pub struct Server {
     permits: Arc<Semaphore>,
     /// Open connections with the guest version each runs.
     live: Mutex<HashMap<u64, (String, ConnectionHandle)>>,
+    /// The most connections open at once since the memory trimmer last
+    /// looked (it samples once a second; a wave could open and close in
+    /// between).
+    peak_open: AtomicUsize,
     shutting_down: AtomicBool,
     /// Accepting connections (for `/readyz`).
     listening: AtomicBool,
@@ -102,6 +106,7 @@ impl Server {
             topics,
             config: ArcSwap::new(config),
             live: Mutex::new(HashMap::new()),
+            peak_open: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             metrics: OnceLock::new(),
@@ -226,7 +231,13 @@ impl Server {
     ) -> std::io::Result<()> {
         self.listening.store(true, Ordering::SeqCst);
         let server = Arc::downgrade(&self);
-        trim::spawn(move || server.upgrade().map(|server| server.open_connections()));
+        trim::spawn(move || {
+            let server = server.upgrade()?;
+            // Read the count before taking the peak: a connection opened
+            // in between raises the next peak, not this one's.
+            let open = server.open_connections();
+            Some((open, server.peak_open.swap(0, Ordering::Relaxed)))
+        });
         // `stop`: the accept loops end; `drained`: the threads may end (and
         // drop what connections are left).
         let (stop_tx, stop) = watch::channel(false);
@@ -450,10 +461,12 @@ impl Server {
             config.write_buffer_high_water,
             self.topics.clone(),
         );
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, (version.clone(), conn.clone()));
+        let open = {
+            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.insert(id, (version.clone(), conn.clone()));
+            live.len()
+        };
+        self.peak_open.fetch_max(open, Ordering::Relaxed);
         let metrics = self.metrics().map(Arc::as_ref);
         if let Some(metrics) = metrics {
             metrics.connection_opened();

@@ -3,8 +3,9 @@
 //! glibc's allocator keeps what it freed in its arenas for reuse: after a
 //! wave of connections closes, a server's RSS stays near its peak although
 //! nothing is open (host/benches/README.md, "Soak"). Once the number of open
-//! connections has fallen well below its peak, one `malloc_trim` returns the
-//! free pages. It runs off the async threads, at most once per
+//! connections has fallen well below its peak (recorded as connections open,
+//! so a wave shorter than a check still counts), one `malloc_trim` returns
+//! the free pages. It runs off the async threads, at most once per
 //! [`CHECK_EVERY`], so a server with steady churn pays nothing per
 //! connection.
 
@@ -26,11 +27,12 @@ pub struct TrimPolicy {
 }
 
 impl TrimPolicy {
-    /// Note the number of open connections now; `true` if a trim is due:
-    /// the count fell by a quarter of its peak and by at least
-    /// [`MIN_DROP`]. The peak then restarts from `open`.
-    pub fn observe(&mut self, open: usize) -> bool {
-        self.peak = self.peak.max(open);
+    /// Note the number of connections open now and the most open at once
+    /// since the last call; `true` if a trim is due: the count fell by a
+    /// quarter of its peak and by at least [`MIN_DROP`]. The peak then
+    /// restarts from `open`.
+    pub fn observe(&mut self, open: usize, peak_since: usize) -> bool {
+        self.peak = self.peak.max(peak_since).max(open);
         let dropped = self.peak - open;
         if dropped >= MIN_DROP && dropped * 4 >= self.peak {
             self.peak = open;
@@ -41,18 +43,21 @@ impl TrimPolicy {
     }
 }
 
-/// Every [`CHECK_EVERY`], ask `open` for the number of open connections
-/// and trim the allocator when [`TrimPolicy`] says so, until `open` says
-/// `None` (the server is gone) or the runtime stops.
-pub fn spawn(open: impl Fn() -> Option<usize> + Send + 'static) {
+/// Every [`CHECK_EVERY`], ask `open` for the number of connections open
+/// now and the most open at once since it was last asked, and trim the
+/// allocator when [`TrimPolicy`] says so, until `open` says `None` (the
+/// server is gone) or the runtime stops.
+pub fn spawn(open: impl Fn() -> Option<(usize, usize)> + Send + 'static) {
     tokio::spawn(async move {
         let mut policy = TrimPolicy::default();
         let mut ticks = tokio::time::interval(CHECK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let Some(open) = open() else { return };
-            if policy.observe(open) {
+            let Some((open, peak_since)) = open() else {
+                return;
+            };
+            if policy.observe(open, peak_since) {
                 // Walking the arenas takes milliseconds on a large heap.
                 let _ = tokio::task::spawn_blocking(trim_allocator).await;
             }
@@ -79,25 +84,35 @@ mod tests {
     #[test]
     fn a_wave_closing_triggers_one_trim() {
         let mut policy = TrimPolicy::default();
-        assert!(!policy.observe(0));
-        assert!(!policy.observe(1000));
+        assert!(!policy.observe(0, 0));
+        assert!(!policy.observe(1000, 1000));
         // Closing a few is not worth a trim...
-        assert!(!policy.observe(990));
+        assert!(!policy.observe(990, 0));
         // ...a quarter of the peak is.
-        assert!(policy.observe(700));
+        assert!(policy.observe(700, 0));
         // The peak restarts from there: no second trim for the same drop.
-        assert!(!policy.observe(700));
-        assert!(!policy.observe(650));
-        assert!(policy.observe(0));
-        assert!(!policy.observe(0));
+        assert!(!policy.observe(700, 0));
+        assert!(!policy.observe(650, 0));
+        assert!(policy.observe(0, 0));
+        assert!(!policy.observe(0, 0));
     }
 
     #[test]
     fn small_servers_are_not_trimmed_for_a_handful_of_closes() {
         let mut policy = TrimPolicy::default();
-        assert!(!policy.observe(40));
-        assert!(!policy.observe(0));
-        assert!(!policy.observe(100));
-        assert!(policy.observe(36));
+        assert!(!policy.observe(40, 40));
+        assert!(!policy.observe(0, 0));
+        assert!(!policy.observe(100, 100));
+        assert!(policy.observe(36, 0));
+    }
+
+    #[test]
+    fn a_wave_opened_and_closed_between_two_checks_is_trimmed() {
+        let mut policy = TrimPolicy::default();
+        assert!(!policy.observe(0, 0));
+        // 1,000 opened and closed within one interval: only the recorded
+        // peak saw them.
+        assert!(policy.observe(0, 1000));
+        assert!(!policy.observe(0, 0));
     }
 }
