@@ -7,8 +7,18 @@
 //! free: the reader decodes everything one `read` returned, the guest drains
 //! it and queues its answers, and the writer sends everything queued in one
 //! `write` when the guest blocks again.
+//!
+//! Each of the three parts has a waker of its own, so a wake-up polls only
+//! the part it was for: resuming the guest's fiber to find it still waiting
+//! costs two stack switches, and a plain `join!` would pay them for every
+//! socket write and every read that was not for the guest.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::BytesMut;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 
@@ -19,24 +29,37 @@ use crate::session::ConnectionHandle;
 /// Size of each socket read; the buffer grows only while a frame needs it.
 const READ_CHUNK: usize = 64 << 10;
 
-/// Drive `conn`'s socket until the connection is over: the closing
-/// handshake done, the peer gone, or the close timeout passed. `leftover`
-/// holds bytes read behind the opening handshake (the client's first
-/// frames). With `metrics`, the connection's traffic is added to them now
-/// and then (what is left at its end is the caller's to add).
-pub async fn run_io<S>(
+/// Drive `conn`'s socket, beside its guest, until both are over: the
+/// closing handshake done, the peer gone, or the close timeout passed, and
+/// the guest returned. `leftover` holds bytes read behind the opening
+/// handshake (the client's first frames). With `metrics`, the connection's
+/// traffic is added to them now and then (what is left at its end is the
+/// caller's to add).
+pub async fn run_io<S, G>(
     conn: &ConnectionHandle,
     stream: S,
     leftover: BytesMut,
     metrics: Option<&Metrics>,
+    guest: G,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    G: Future<Output = ()> + Send,
 {
     let (read_half, write_half) = tokio::io::split(stream);
-    tokio::join!(
-        read_loop(conn, read_half, leftover, TrafficFlush::new(metrics)),
-        write_loop(conn, write_half, TrafficFlush::new(metrics))
-    );
+    let parts: [Pin<Box<dyn Future<Output = ()> + Send + '_>>; 3] = [
+        Box::pin(guest),
+        Box::pin(read_loop(
+            conn,
+            read_half,
+            leftover,
+            TrafficFlush::new(metrics),
+        )),
+        Box::pin(write_loop(conn, write_half, TrafficFlush::new(metrics))),
+    ];
+    // `FuturesUnordered` gives each part its own waker and polls only the
+    // woken ones (see the module docs).
+    let mut parts: FuturesUnordered<_> = parts.into_iter().collect();
+    while parts.next().await.is_some() {}
 }
 
 /// Adds a connection's traffic to the metrics at most once per
@@ -283,10 +306,14 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     /// The connection's task: the echo guest and the driver, together.
     async fn serve_echo(conn: &ConnectionHandle, server: DuplexStream) {
-        tokio::join!(
+        run_io(
+            conn,
+            server,
+            BytesMut::new(),
+            None,
             echo_guest(conn.clone()),
-            run_io(conn, server, BytesMut::new(), None)
-        );
+        )
+        .await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -416,7 +416,7 @@ impl Server {
             }
             conn.guest_finished(&outcome);
         };
-        tokio::join!(guest_part, driver::run_io(&conn, stream, buf, metrics));
+        driver::run_io(&conn, stream, buf, metrics, guest_part).await;
         conn.leave_topics();
         let dropped = conn.with_state(|state| state.dropped_deliveries());
         if dropped > 0 {
