@@ -143,7 +143,7 @@ async fn idle_waves_give_back_their_file_descriptors() {
 /// 4.5 MiB here) absorbs allocator fragmentation and lazy trimming; the 2 MiB floor only matters
 /// should the host get much leaner. A leak of 2.5 KiB per connection would show.
 ///
-/// Ignored: fails on the host today (46.9, 63.4, 73.9 MiB after the three waves: about 14 KiB
+/// Ignored: fails on the host today (45.8, 63.4, 73.9 MiB after the three waves: about 14 KiB
 /// kept per connection per wave; `benches/soak` shows the same at 2,000 and 10,000 a wave, issue
 /// #13). Un-ignore it with the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,8 +21,10 @@
 //! a closing handshake, then awaiting the server's TCP close). Once the opens are done it waits
 //! `--settle`; after the closes it waits until the host's descriptors are back to the start count
 //! (at most 10 s), then `--settle`. Every live guest instance costs the host a few memory mappings
-//! (6, `MAPS_PER_INSTANCE` in the host), so N connections need `vm.max_map_count` above the host's
-//! own mappings plus 6·N: the bench checks before it starts and says how to raise it.
+//! (4 measured, up to 6: `MAPS_PER_INSTANCE` in the host), so N connections need
+//! `vm.max_map_count` above the host's own mappings plus 4-6·N (10,000 connections: about 60,000
+//! in all, near the kernel's default 65,530): the bench warns before it starts, and names the
+//! mappings and the limit if an open fails.
 
 mod support;
 
@@ -56,7 +58,8 @@ usage: cargo bench -p host --bench soak -- [options]
 <target> is $CARGO_TARGET_DIR, else <workspace>/target.
 ";
 
-/// Memory mappings one live guest instance costs the host (`MAPS_PER_INSTANCE` in `host/src/main.rs`).
+/// Memory mappings one live guest instance costs the host at most (`MAPS_PER_INSTANCE` in
+/// `host/src/main.rs`).
 const MAPS_PER_INSTANCE: usize = 6;
 /// How much RSS after a wave's closes may exceed RSS at the start.
 const RSS_TOLERANCE: f64 = 0.10;
@@ -198,15 +201,15 @@ fn run(o: &Options) -> Result<()> {
 
     let max_maps = max_map_count()?;
     let needed = start.maps + MAPS_PER_INSTANCE * o.connections;
-    ensure!(
-        needed < max_maps,
-        "vm.max_map_count is {max_maps}, too low for {} live instances (the host has {} mappings \
-         and each instance adds about {MAPS_PER_INSTANCE}: about {needed} needed); raise it, e.g. \
-         `sysctl -w vm.max_map_count=262144`",
-        o.connections,
-        start.maps
-    );
-
+    if needed >= max_maps {
+        eprintln!(
+            "warning: vm.max_map_count is {max_maps}, likely too low for {} live instances (the \
+             host has {} mappings and each instance adds up to {MAPS_PER_INSTANCE}: up to \
+             {needed}); opening connections may fail: raise it, e.g. \
+             `sysctl -w vm.max_map_count=262144`",
+            o.connections, start.maps
+        );
+    }
     println!(
         "soak: {} connections a wave, {}, host pid {pid}, vm.max_map_count {max_maps}",
         o.connections,
@@ -228,7 +231,14 @@ fn run(o: &Options) -> Result<()> {
         None => wave == 0 || began.elapsed() < o.duration,
     } {
         wave += 1;
-        let conns = runtime.block_on(open(addr, o.connections, o.concurrency))?;
+        let conns = runtime
+            .block_on(open(addr, o.connections, o.concurrency))
+            .with_context(|| {
+                format!(
+                    "wave {wave}: the host has {} memory mappings, vm.max_map_count {max_maps}",
+                    map_count(pid).unwrap_or(0)
+                )
+            })?;
         thread::sleep(o.settle);
         server.ensure_running()?;
         Snapshot::take(pid, metrics)?.print(&wave.to_string(), "open", began.elapsed());
