@@ -52,10 +52,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail, ensure};
 use support::peers::Peer;
 use support::{
-    ClientThreads, Common, Conn, Kind, Log, OP_BINARY, Report, Server, Window, bench_main,
+    ClientThreads, Common, Conn, Kind, Log, OP_BINARY, Phase, Report, Server, Window, bench_main,
     client_frame, echo_client, free_port, measure_window, native_command, peer_command,
     raise_open_files_limit, require_file, rss_kib, serve_command, split_evenly,
 };
+use tokio::sync::watch;
 
 const USAGE: &str = "\
 usage: cargo bench -p host --bench rows -- [options]
@@ -330,6 +331,8 @@ fn guest_arg(value: &str) -> Result<(String, PathBuf)> {
 
 /// Time for a server's memory to settle once all idle connections are open.
 const SETTLE: Duration = Duration::from_secs(1);
+/// Connections opened and closed before the idle row's measurement.
+const PRIMER: usize = 16;
 /// Time for a server to retire the connections of one row before the next.
 const RETIRE: Duration = Duration::from_millis(300);
 
@@ -495,21 +498,15 @@ fn measure(o: &Options, row: Row, server: &mut Server) -> Result<Figure> {
 /// KiB of server RSS per idle connection.
 fn idle(server: &Server, o: &Options) -> Result<Figure> {
     let pid = server.pid();
+    // A few connections first, so what a server sets up once (allocator arenas of its worker
+    // threads, the guest's memory image) is not counted per connection.
+    let (report, _) = open_idle(server, PRIMER, o.common.client_threads)?.stop();
+    report.warn(&format!("{} idle, the first connections", server.label));
+    thread::sleep(SETTLE);
     let before = rss_kib(pid)?;
-    // Each connection's task closes it (closing handshake) once the measurement is taken.
-    let tasks = split_evenly(o.counts.idle_connections, o.common.client_threads)
-        .map(|n| {
-            let task = |_, mut conn: Conn, _| async move {
-                conn.close(125).await?;
-                conn.closed().await
-            };
-            (n, task)
-        })
-        .collect();
-    let mut clients = ClientThreads::spawn("idle-client", server.addr, "/", tasks)?;
+    let mut clients = open_idle(server, o.counts.idle_connections, o.common.client_threads)?;
     thread::sleep(SETTLE);
     let after = rss_kib(pid)?;
-    clients.start();
     let (report, _) = clients.stop();
     report.warn(&format!("{} idle", server.label));
     Ok(Figure {
@@ -518,6 +515,24 @@ fn idle(server: &Server, o: &Options) -> Result<Figure> {
         cores: None,
         client_us: None,
     })
+}
+
+/// `n` open, silent connections to `server`; each closes (closing handshake) when the threads
+/// are stopped.
+fn open_idle(server: &Server, n: usize, threads: usize) -> Result<ClientThreads<()>> {
+    let tasks = split_evenly(n, threads)
+        .map(|n| {
+            let task = |_, mut conn: Conn, mut phase: watch::Receiver<Phase>| async move {
+                let _ = phase.wait_for(|p| *p == Phase::Stop).await;
+                conn.close(125).await?;
+                conn.closed().await
+            };
+            (n, task)
+        })
+        .collect();
+    let clients = ClientThreads::spawn("idle-client", server.addr, "/", tasks)?;
+    clients.start();
+    Ok(clients)
 }
 
 // ---------------------------------------------------------------------------------------------
