@@ -54,7 +54,7 @@ use support::peers::Peer;
 use support::{
     ClientThreads, Common, Conn, Kind, Log, OP_BINARY, Phase, Report, Server, Window, bench_main,
     client_frame, echo_client, free_port, measure_window, native_command, peer_command,
-    raise_open_files_limit, require_file, rss_kib, serve_command, split_evenly,
+    raise_open_files_limit, require_file, rss_kib, serve_command, split_evenly, user_path,
 };
 use tokio::sync::watch;
 
@@ -315,9 +315,9 @@ fn guest_arg(value: &str) -> Result<(String, PathBuf)> {
         && !name.contains('/')
     {
         ensure!(!name.is_empty(), "--guest {value:?}: empty name");
-        return Ok((name.to_owned(), path.into()));
+        return Ok((name.to_owned(), user_path(path)));
     }
-    let path = PathBuf::from(value);
+    let path = user_path(value);
     let name = path
         .file_stem()
         .with_context(|| format!("--guest {value:?}: no file name"))?

@@ -40,6 +40,7 @@ use futures_util::{StreamExt as _, stream};
 use support::{
     Conn, Flags, Log, Server, bench_main, fd_count, free_port, guest_path, map_count,
     max_map_count, raise_open_files_limit, require_file, rss_kib, serve_command, target_dir,
+    user_path,
 };
 
 const USAGE: &str = "\
@@ -110,8 +111,8 @@ impl Options {
                 "--waves" => o.waves = Some(flag.number()?),
                 "--settle" => o.settle = Duration::from_secs_f64(flag.number()?),
                 "--concurrency" => o.concurrency = flag.number()?,
-                "--host-bin" => o.host_bin = flag.value()?.into(),
-                "--guest" => o.guest = flag.value()?.into(),
+                "--host-bin" => o.host_bin = user_path(&flag.value()?),
+                "--guest" => o.guest = user_path(&flag.value()?),
                 "--host-arg" => o.host_args.push(flag.value()?),
                 "--no-metrics" => o.metrics = false,
                 "--bench" => {}

@@ -58,6 +58,18 @@ pub fn guest_path(name: &str) -> PathBuf {
     }
 }
 
+/// A path given on the command line. `cargo bench` runs a bench in the package's directory
+/// (`host/`), so a relative path that is not there is taken from the workspace root, where the
+/// user most likely typed it.
+pub fn user_path(text: &str) -> PathBuf {
+    let path = PathBuf::from(text);
+    if path.is_relative() && !path.exists() {
+        workspace_root().join(path)
+    } else {
+        path
+    }
+}
+
 /// Fails with how to build `path` (`what`) unless it is a file.
 pub fn require_file(path: &Path, what: &str, build: &str) -> Result<()> {
     if path.is_file() {
@@ -187,8 +199,8 @@ impl Common {
                 "--seconds" => self.seconds = flag.number()?,
                 "--warmup" => self.warmup = flag.number()?,
                 "--only" => self.only = Some(Kind::parse(&flag.value()?)?),
-                "--host-bin" => self.host_bin = flag.value()?.into(),
-                "--guest" => self.guest = flag.value()?.into(),
+                "--host-bin" => self.host_bin = user_path(&flag.value()?),
+                "--guest" => self.guest = user_path(&flag.value()?),
                 "--host-arg" => self.host_args.push(flag.value()?),
                 "--client-threads" => self.client_threads = flag.number()?,
                 "--native-as-wsbox" => self.native_as_wsbox = true,
