@@ -7,6 +7,15 @@
 //! CPU budget bookkeeping is done in one place for every import, wsbox's and
 //! WASI's alike: a store call hook notes when the guest gets control back
 //! from the host, and the epoch callback measures from there.
+//!
+//! The pooling allocator is sized to the guest, not by fixed ratios: before
+//! the first component compiles, [`measure`] reads from its bytes what one
+//! connection costs (core instances, memories, tables), and [`PoolPlan`]
+//! reserves that (with a floor, `--pool-core-instances`) for every
+//! connection allowed. The per-component limits are that reservation, and a
+//! later component that needs more is refused before it compiles
+//! ([`PoolPlan::admit`]), so the pool never runs out below
+//! `--max-connections`.
 
 mod bindings;
 mod footprint;
