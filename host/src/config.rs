@@ -264,6 +264,7 @@ mod tests {
         let new = ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
             max_connections: 5,
+            pool_core_instances: 14,
             max_frame_size: 1 << 10,
             allowed_origins: vec!["https://a.example".into()],
             drain_after: Some(Duration::from_secs(3)),
@@ -271,7 +272,11 @@ mod tests {
             ..ServerConfig::default()
         };
         let (updated, restart) = old.live_update(&new);
-        assert_eq!(restart, ["listen", "max-connections"]);
+        assert_eq!(
+            restart,
+            ["listen", "max-connections", "pool-core-instances"]
+        );
+        assert_eq!(updated.pool_core_instances, old.pool_core_instances);
         assert_eq!(updated.listen, old.listen);
         assert_eq!(updated.max_connections, old.max_connections);
         assert_eq!(updated.max_frame_size, 1 << 10);

@@ -689,6 +689,49 @@ mod tests {
         ));
     }
 
+    /// An engine with this pool and 1 MiB memory slots.
+    fn engine(pool: PoolingAllocationConfig) -> wasmtime::Engine {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .memory_reservation(1 << 20)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0)
+            .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        wasmtime::Engine::new(&config).unwrap()
+    }
+
+    /// The bug this sizing fixes: a component needing more core instances
+    /// than the old fixed ratio (8 per connection) ran the pool dry before
+    /// the connection limit. Now every slot can hold one, all at once.
+    #[test]
+    fn every_slot_holds_an_instance_of_a_component_bigger_than_the_floor() {
+        let bytes = component(&[
+            section(1, &module(&[1], &[1])),
+            section(1, &module(&[], &[])),
+            core_instances(&[Some(0), Some(1), Some(1), Some(1), Some(1)]),
+            core_instances(&[Some(1), Some(1), Some(1), Some(1), Some(1)]),
+        ]);
+        let cost = measure(&bytes).unwrap().cost;
+        assert_eq!(cost.core_instances, 10);
+        let plan = PoolPlan::new(4, 8, 1 << 20, &cost);
+        let engine = engine(plan.allocation_config());
+        let component = wasmtime::component::Component::new(&engine, &bytes).unwrap();
+        let pre = wasmtime::component::Linker::<()>::new(&engine)
+            .instantiate_pre(&component)
+            .unwrap();
+        let mut stores = Vec::new();
+        for _ in 0..plan.slots {
+            let mut store = wasmtime::Store::new(&engine, ());
+            pre.instantiate(&mut store).unwrap();
+            stores.push(store);
+        }
+        // And not one more: the pool is exactly what was planned.
+        let mut store = wasmtime::Store::new(&engine, ());
+        let error = pre.instantiate(&mut store).err().unwrap();
+        assert!(format!("{error:#}").contains("maximum"), "{error:#}");
+    }
+
     /// wasmtime, with per-component limits of exactly what was measured,
     /// accepts each component, and refuses it with one core instance or
     /// memory less: it counts what we count.
@@ -698,16 +741,6 @@ mod tests {
             let cost = measure(&bytes).unwrap().cost;
             let plan = PoolPlan::new(1, 1, 1 << 20, &cost);
             assert_eq!(plan.core_instances, cost.core_instances);
-            let engine = |pool: PoolingAllocationConfig| {
-                let mut config = wasmtime::Config::new();
-                config
-                    .wasm_component_model(true)
-                    .memory_reservation(1 << 20)
-                    .memory_guard_size(64 << 10)
-                    .memory_reservation_for_growth(0)
-                    .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-                wasmtime::Engine::new(&config).unwrap()
-            };
             let compile = |pool| wasmtime::component::Component::new(&engine(pool), &bytes);
             compile(plan.allocation_config()).unwrap();
             let mut fewer = plan.allocation_config();
