@@ -124,6 +124,12 @@ pub struct ServeArgs {
     /// The instance pool's size.
     #[command(flatten)]
     pub pool: PoolArgs,
+    /// Threads that serve connections, each with its own event loop and
+    /// its own listening socket on the address (SO_REUSEPORT; the kernel
+    /// spreads new connections over them); a connection stays on one thread
+    /// from accept to close. 0: one per CPU core.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
     /// CPU time a guest may run between two calls into the host (receive,
     /// send, ...), in milliseconds; over it the connection closes with
     /// 1011. 0: unlimited.
@@ -247,6 +253,7 @@ impl ServeArgs {
             max_connections: self.pool.max_connections,
             guest_memory: usize::try_from(self.pool.guest_memory).unwrap_or(usize::MAX),
             pool_core_instances: self.pool.pool_core_instances,
+            threads: self.threads,
             guest_cpu: (self.guest_cpu_ms > 0).then(|| Duration::from_millis(self.guest_cpu_ms)),
             cache_dir: if self.no_cache {
                 None
