@@ -13,6 +13,10 @@ use crate::protocol::handshake::HandshakeLimits;
 use crate::session::broker::{BrokerConfig, BrokerUrl};
 use crate::session::topics::TopicsConfig;
 
+/// Core instances per connection the pool keeps at least: a Rust guest
+/// uses 3, so it leaves room for a somewhat bigger one.
+pub const DEFAULT_POOL_CORE_INSTANCES: u32 = 8;
+
 /// Everything `host serve` can be told. Each field documents its default.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -46,6 +50,11 @@ pub struct ServerConfig {
     /// Most linear memory one guest instance may grow to, in bytes.
     /// Default 256 MiB.
     pub guest_memory: usize,
+    /// Core instances the pool keeps per connection even when the app
+    /// needs fewer, so a hot swap to a component needing up to this many
+    /// fits (see `runtime::PoolPlan`). Default
+    /// [`DEFAULT_POOL_CORE_INSTANCES`].
+    pub pool_core_instances: u32,
     /// CPU time a guest may run between two calls into the host (in 10 ms
     /// ticks of wall time while it runs); over it, the guest is stopped and
     /// its connection closed with 1011. `None` is unlimited. Default 1 s.
@@ -172,6 +181,10 @@ impl ServerConfig {
         );
         check(self.threads != new.threads, "threads");
         check(self.guest_memory != new.guest_memory, "guest-memory");
+        check(
+            self.pool_core_instances != new.pool_core_instances,
+            "pool-core-instances",
+        );
         check(self.guest_cpu != new.guest_cpu, "guest-cpu-ms");
         check(self.cache_dir != new.cache_dir, "cache-dir");
         check(
@@ -196,6 +209,7 @@ impl ServerConfig {
             max_connections: self.max_connections,
             threads: self.threads,
             guest_memory: self.guest_memory,
+            pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
             max_backpressure: self.max_backpressure,
@@ -235,6 +249,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             threads: 0,
             guest_memory: 256 << 20,
+            pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,
             drain_after: None,
@@ -267,6 +282,7 @@ mod tests {
         let new = ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
             max_connections: 5,
+            pool_core_instances: 14,
             max_frame_size: 1 << 10,
             allowed_origins: vec!["https://a.example".into()],
             drain_after: Some(Duration::from_secs(3)),
@@ -274,7 +290,11 @@ mod tests {
             ..ServerConfig::default()
         };
         let (updated, restart) = old.live_update(&new);
-        assert_eq!(restart, ["listen", "max-connections"]);
+        assert_eq!(
+            restart,
+            ["listen", "max-connections", "pool-core-instances"]
+        );
+        assert_eq!(updated.pool_core_instances, old.pool_core_instances);
         assert_eq!(updated.listen, old.listen);
         assert_eq!(updated.max_connections, old.max_connections);
         assert_eq!(updated.max_frame_size, 1 << 10);
