@@ -21,6 +21,13 @@ repo="$(cd "$(dirname "$0")/../.." && pwd)"
 dir="${1:?usage: build-examples.sh DIR}"
 examples=(echo-js auth-js chat-js)
 
+# rolldown needs Node ^20.19 or >= 22.12.
+node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+  if (a < 20 || (a === 20 && b < 19) || (a === 22 && b < 12)) {
+    console.error(`build-examples: Node ${process.versions.node} is too old: the JS guests need ^20.19 or >= 22.12`);
+    process.exit(1);
+  }'
+
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 exec 9>"$dir.lock"
