@@ -387,6 +387,18 @@ export class PendingConnection {
 /** Topic delivery: straight to the client's socket (the default, the fast path) or to this guest's `nextEvent`. */
 export const Delivery = Object.freeze({ Socket: "socket", Guest: "guest" });
 
+// Topics and events arrived in wsbox:websocket@0.1.1; a component built
+// against 0.1.0 (the QuickJS flavour) has no such methods.
+function since011(raw, method) {
+  if (typeof raw[method] !== "function") {
+    throw new Error(
+      `${method} needs wsbox:websocket@0.1.1 (topics and events), which this component was not built against ` +
+        "(the QuickJS flavour is built against 0.1.0: see the SDK's README)",
+    );
+  }
+  return raw;
+}
+
 /** An open WebSocket connection (`Connection`). The host handles control frames. */
 export class Connection {
   constructor(raw) {
@@ -468,15 +480,15 @@ export class Connection {
 
   /** This connection's id (a bigint: with a broker ids exceed 2^53). */
   get id() {
-    return BigInt(this.raw.id());
+    return BigInt(since011(this.raw, "id").id());
   }
   /** Subscribe to `topic` (1-256 bytes, exact match); `delivery` "socket" (default) or "guest". */
   subscribe(topic, delivery = Delivery.Socket) {
-    connectionCall(() => this.raw.subscribe(topic, delivery));
+    connectionCall(() => since011(this.raw, "subscribe").subscribe(topic, delivery));
   }
   /** Unsubscribe from `topic`; false if it was not subscribed. */
   unsubscribe(topic) {
-    return connectionCall(() => this.raw.unsubscribe(topic));
+    return connectionCall(() => since011(this.raw, "unsubscribe").unsubscribe(topic));
   }
   /**
    * Publish `message` (string, bytes or Message) to every other subscriber
@@ -486,11 +498,11 @@ export class Connection {
   publish(topic, message, options = {}) {
     const raw = messageToRaw(message);
     const publishOptions = { includeSelf: options.includeSelf ?? false };
-    return connectionCall(() => this.raw.publish(topic, raw, publishOptions));
+    return connectionCall(() => since011(this.raw, "publish").publish(topic, raw, publishOptions));
   }
   /** How many connections of this host subscribe to `topic`. */
   subscriberCount(topic) {
-    return connectionCall(() => this.raw.subscriberCount(topic));
+    return connectionCall(() => since011(this.raw, "subscriberCount").subscriberCount(topic));
   }
   /**
    * The next event without waiting, or null: `{type: "message", message}`
@@ -498,7 +510,7 @@ export class Connection {
    * when the connection ends.
    */
   pollEvent() {
-    const event = this.raw.nextEvent();
+    const event = since011(this.raw, "nextEvent").nextEvent();
     if (event == null) return null;
     switch (event.tag) {
       case "message":
@@ -525,7 +537,7 @@ export class Connection {
   nextEvent(timeoutMs) {
     const now = this.pollEvent();
     if (now) return now;
-    const ready = this.raw.eventsReady();
+    const ready = since011(this.raw, "eventsReady").eventsReady();
     const deadline =
       timeoutMs == null ? null : monotonicClock.subscribeDuration(BigInt(Math.max(0, Math.round(timeoutMs * 1e6))));
     for (;;) {
@@ -541,7 +553,7 @@ export class Connection {
   }
   /** The raw `wasi:io/poll` pollable that is ready when `pollEvent` has something. */
   eventsReady() {
-    return this.raw.eventsReady();
+    return since011(this.raw, "eventsReady").eventsReady();
   }
 }
 
