@@ -39,6 +39,9 @@ fn built() -> Option<&'static Path> {
                     return missing_tool(tool, "the JavaScript guest tests");
                 }
             }
+            if !node_is_recent() {
+                return missing_tool("Node ^20.19 or >= 22.12", "the JavaScript guest tests");
+            }
             let started = Instant::now();
             let mut cmd = Command::new("bash");
             cmd.arg(workspace().join("sdks/js/build-examples.sh"))
@@ -64,6 +67,22 @@ fn built() -> Option<&'static Path> {
             Some(js_dir())
         })
         .as_deref()
+}
+
+/// Whether `node` is one rolldown runs on: ^20.19 or >= 22.12 (Debian
+/// 12's nodejs 18 is not).
+fn node_is_recent() -> bool {
+    let Ok(out) = Command::new("node").arg("--version").output() else {
+        return false;
+    };
+    let version = String::from_utf8_lossy(&out.stdout);
+    let mut parts = version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major == 20 && minor >= 19) || (major == 22 && minor >= 12) || major > 22
 }
 
 /// The example folder and component name of every JS component.

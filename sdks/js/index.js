@@ -576,7 +576,9 @@ export const log = Object.freeze({
 
 function finish(error) {
   if (error && error.isClosed === true) return; // the normal end of a connection
-  log.error(`handler failed: ${error && error.stack ? error.stack : error}`);
+  // SpiderMonkey's `stack` leaves out the message: give both, on one line.
+  const where = error && typeof error.stack === "string" ? error.stack.split("\n")[0] : "";
+  log.error(`handler failed: ${error}${where ? ` (at ${where})` : ""}`);
 }
 
 /**
