@@ -102,6 +102,12 @@ pub struct ServeArgs {
     /// Most simultaneous connections; sizes the guest instance pool.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+    /// Threads that serve connections, each with its own event loop and
+    /// its own listening socket on the address (SO_REUSEPORT; the kernel
+    /// spreads new connections over them); a connection stays on one thread
+    /// from accept to close. 0: one per CPU core.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
     /// Most linear memory one guest instance may use; growing past it
     /// fails, and a guest that then traps is closed with 1011.
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
@@ -227,6 +233,7 @@ impl ServeArgs {
             handshake_timeout: self.handshake_timeout,
             close_timeout: self.close_timeout,
             max_connections: self.max_connections,
+            threads: self.threads,
             guest_memory: usize::try_from(self.guest_memory).unwrap_or(usize::MAX),
             guest_cpu: (self.guest_cpu_ms > 0).then(|| Duration::from_millis(self.guest_cpu_ms)),
             cache_dir: if self.no_cache {

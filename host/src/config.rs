@@ -39,6 +39,10 @@ pub struct ServerConfig {
     /// Most simultaneous connections (also sizes the instance pool).
     /// Default 10 000.
     pub max_connections: usize,
+    /// Threads that serve connections, each with its own event loop and
+    /// listening socket; a connection stays on one thread from accept to
+    /// close. 0 (the default): one per CPU core.
+    pub threads: usize,
     /// Most linear memory one guest instance may grow to, in bytes.
     /// Default 256 MiB.
     pub guest_memory: usize,
@@ -166,6 +170,7 @@ impl ServerConfig {
             self.max_connections != new.max_connections,
             "max-connections",
         );
+        check(self.threads != new.threads, "threads");
         check(self.guest_memory != new.guest_memory, "guest-memory");
         check(self.guest_cpu != new.guest_cpu, "guest-cpu-ms");
         check(self.cache_dir != new.cache_dir, "cache-dir");
@@ -189,6 +194,7 @@ impl ServerConfig {
         let updated = ServerConfig {
             listen: self.listen,
             max_connections: self.max_connections,
+            threads: self.threads,
             guest_memory: self.guest_memory,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
@@ -205,6 +211,17 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// How many connection threads to start: [`ServerConfig::threads`], or
+    /// one per CPU core for 0.
+    pub fn connection_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            threads => threads,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -216,6 +233,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            threads: 0,
             guest_memory: 256 << 20,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,

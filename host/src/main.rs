@@ -255,19 +255,26 @@ fn serve(
         .context("no app to serve: give APP, or `app` in the --config file")?;
     let config = Arc::new(args.config());
     check_map_count(config.max_connections);
+    // Connections run on threads of their own (`--threads`, see
+    // `Server::serve`); this runtime only runs the control side: reloads,
+    // signals, metrics, the broker.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let wasm = Arc::new(Runtime::new(config.clone())?);
         let guest = wasm.load(&app)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        let threads = config.connection_threads();
+        let listeners = wsbox::server::bind_listeners(config.listen, threads)
             .with_context(|| format!("listening on {}", config.listen))?;
-        let local = listener
-            .local_addr()
-            .context("reading the listen address")?;
+        let local = listeners
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()
+            .context("reading the listen address")?
+            .unwrap_or(config.listen);
         // Bad TLS files stop the start before the port opens.
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(CertStore::load(cert, key)?),
@@ -295,11 +302,12 @@ fn serve(
         tracing::info!(
             app = %app.display(),
             version,
+            threads,
             "listening on {}://{local}",
             if tls.is_some() { "wss" } else { "ws" }
         );
         server
-            .serve(listener, shutdown_signal())
+            .serve(listeners, shutdown_signal())
             .await
             .context("serving")
     })

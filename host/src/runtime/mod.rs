@@ -102,6 +102,11 @@ impl Runtime {
         wasm_config.memory_reservation(guest_memory);
         wasm_config.memory_guard_size(64 << 10);
         wasm_config.memory_reservation_for_growth(0);
+        // Zeroing a finished connection's fiber stack decommits it (no
+        // `async_stack_keep_resident`): its pages go back to the system
+        // rather than stay resident in an unused pool slot, and the next
+        // guest cannot read what the last one left there.
+        wasm_config.async_stack_zeroing(true);
         let slots = u32::try_from(config.max_connections.saturating_add(16)).unwrap_or(u32::MAX);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(slots)
