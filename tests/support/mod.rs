@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod interop;
+pub mod twins;
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
