@@ -109,6 +109,9 @@ pub enum FootprintError {
     /// A core module, not a component.
     #[error("a core module, not a component")]
     NotAComponent,
+    /// wasmtime could not translate it (an invalid component).
+    #[error("{0}")]
+    Translate(String),
     /// An index that points past what was defined before it.
     #[error("{what} index {index} is out of range")]
     BadIndex {
@@ -332,7 +335,57 @@ enum Frame {
 
 /// Read what one instance of the component in `bytes` costs the pool,
 /// without compiling it.
+///
+/// The core instances, memories and tables are counted the way the pooling
+/// allocator counts them when it admits a component: over wasmtime's own
+/// flattened list of instantiations, which also holds the adapter modules
+/// wasmtime generates between nested components (componentize-js's QuickJS
+/// build has one; reading the binary alone misses it).
 pub fn measure(bytes: &[u8]) -> Result<Footprint, FootprintError> {
+    let mut footprint = parse(bytes)?;
+    let instantiated =
+        instantiations(bytes).map_err(|error| FootprintError::Translate(format!("{error:#}")))?;
+    footprint.cost.core_instances = instantiated.core_instances;
+    footprint.cost.memories = instantiated.memories;
+    footprint.cost.tables = instantiated.tables;
+    Ok(footprint)
+}
+
+/// Core instances, and the memories and tables they define, as wasmtime's
+/// pooling allocator counts them (`validate_component`): one per module
+/// instantiation in the translated component's initializers.
+fn instantiations(bytes: &[u8]) -> wasmtime_environ::error::Result<Cost> {
+    use wasmtime_environ::component::{
+        ComponentTypesBuilder, GlobalInitializer, InstantiateModule, Translator,
+    };
+    let tunables = wasmtime_environ::Tunables::default_host();
+    let scope = wasmtime_environ::ScopeVec::new();
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    let mut types = ComponentTypesBuilder::new(&validator);
+    let (translation, modules) =
+        Translator::new(&tunables, &mut validator, &mut types, &scope).translate(bytes)?;
+    let mut cost = Cost::default();
+    for init in &translation.component.initializers {
+        if let GlobalInitializer::InstantiateModule(instantiate, _) = init {
+            cost.core_instances = cost.core_instances.saturating_add(1);
+            if let InstantiateModule::Static(index, _) = instantiate {
+                let module = &modules[*index].module;
+                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                cost.memories = cost
+                    .memories
+                    .saturating_add(count(module.num_defined_memories()));
+                cost.tables = cost
+                    .tables
+                    .saturating_add(count(module.num_defined_tables()));
+            }
+        }
+    }
+    Ok(cost)
+}
+
+/// The binary's own structure: imports, initial sizes, and a first count of
+/// instances (see [`measure`]).
+fn parse(bytes: &[u8]) -> Result<Footprint, FootprintError> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut imports = Vec::new();
     for payload in Parser::new(0).parse_all(bytes) {
