@@ -2,29 +2,15 @@
 
 mod support;
 
-use futures_util::{SinkExt, StreamExt};
-use support::{Host, RawClient, op};
+use futures_util::StreamExt;
+use support::{Host, RawClient, op, twins};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn a_guest_close_with_4000_reaches_the_client() {
-    let host = Host::start("auth", &[]);
-    let (mut ws, _) = tokio_tungstenite::connect_async(host.url("/?token=secret"))
-        .await
-        .unwrap();
-    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("welcome"));
-    ws.send(Message::text("bye")).await.unwrap();
-    match ws.next().await.unwrap().unwrap() {
-        Message::Close(Some(frame)) => {
-            assert_eq!(u16::from(frame.code), 4000);
-            assert_eq!(frame.reason.as_str(), "bye");
-        }
-        other => panic!("expected a close frame, got {other:?}"),
-    }
-    // tungstenite answers the close; the stream then ends cleanly.
-    assert!(ws.next().await.is_none());
+    twins::auth_closes_with_4000_on_bye(&Host::start("auth", &[])).await;
 }
 
 #[tokio::test]
