@@ -54,7 +54,8 @@ fn componentize_venv() -> Option<PathBuf> {
     .clone()
 }
 
-/// `examples/NAME/dist/NAME.wasm`, built with the example's `build.sh` once
+/// `examples/NAME/dist/NAME.wasm` (or under `tests/guests`), built with its
+/// `build.sh` once
 /// per test process and compiled once into the shared cache; None (SKIP)
 /// without python3.
 fn python_guest(name: &'static str) -> Option<PathBuf> {
@@ -69,7 +70,11 @@ fn python_guest(name: &'static str) -> Option<PathBuf> {
         .clone();
     cell.get_or_init(|| {
         let venv = componentize_venv()?;
-        let folder = workspace().join("examples").join(name);
+        let folder = ["examples", "tests/guests"]
+            .iter()
+            .map(|dir| workspace().join(dir).join(name))
+            .find(|folder| folder.join("build.sh").exists())
+            .unwrap_or_else(|| panic!("no examples/{name} or tests/guests/{name}"));
         let wasm = folder.join("dist").join(format!("{name}.wasm"));
         // The build writes into the clone: one test binary at a time.
         let lock = File::create(interop_dir().join(format!("{name}.build.lock")))
@@ -289,6 +294,44 @@ async fn auth_py_closes_with_4000_on_bye() {
         let line = host.wait_for_log(&["connection finished", "close_code=4000"]);
         assert!(line.contains("closed_by=\"guest\""), "{line}");
     }
+}
+
+// aio-py (tests/guests/aio-py): asyncio on wsbox.aio's loop over wasi:io/poll.
+
+#[tokio::test]
+async fn aio_py_runs_asyncio_timers_and_connection_waits_together() {
+    let Some(host) = host("aio-py", &[]) else {
+        return;
+    };
+    let mut client = RawClient::connect(host.addr, "/", &[]).await;
+    let mut received = Vec::new();
+    // The ticker task's first tick (asyncio.sleep), then a message that the
+    // main task, waiting on the connection's pollable, echoes while the
+    // ticker goes on; after 500 ms without events, asyncio.timeout fires.
+    while received.last().map(String::as_str) != Some("idle") {
+        let frame = client.read_frame().await.expect("a message");
+        assert_eq!(frame.opcode, op::TEXT);
+        let text = String::from_utf8(frame.payload).unwrap();
+        if text == "tick 0" {
+            client.send_frame(true, op::TEXT, b"echo me").await;
+        }
+        received.push(text);
+        assert!(received.len() <= 5, "unexpected messages: {received:?}");
+    }
+    let ticks: Vec<&String> = received.iter().filter(|t| t.starts_with("tick")).collect();
+    assert_eq!(ticks, ["tick 0", "tick 1", "tick 2"], "{received:?}");
+    assert!(received.contains(&"echo me".to_owned()), "{received:?}");
+    client
+        .send_frame(true, op::CLOSE, &1000u16.to_be_bytes())
+        .await;
+    assert_eq!(client.expect_close().await.0, 1000);
+    client.expect_eof().await;
+    host.wait_for_log(&["connection finished", "closed_by=\"client\""]);
+    assert!(
+        !host.logs().iter().any(|l| l.contains("ERROR")),
+        "the asyncio guest logged an error:\n{}",
+        host.logs().join("\n")
+    );
 }
 
 // The SDK's committed bindings are what componentize-py makes of wit/.
