@@ -38,7 +38,7 @@ import contextvars
 import heapq
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional, TypeVar, TypeVarTuple, Unpack
 
 from wit_world.imports import monotonic_clock, poll
 
@@ -46,6 +46,7 @@ from . import export_handler as _export_handler
 from ._connection import Connection, Event, Timeout
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 __all__ = ["PollLoop", "export_handler", "next_event", "run", "wait_ready"]
 
@@ -67,7 +68,10 @@ class PollLoop(asyncio.AbstractEventLoop):
         return monotonic_clock.now() / 1e9
 
     def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: Optional[contextvars.Context] = None
+        self,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: Unpack[Ts],
+        context: Optional[contextvars.Context] = None,
     ) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self, context)
         self._ready.append(handle)
@@ -76,8 +80,8 @@ class PollLoop(asyncio.AbstractEventLoop):
     def call_later(
         self,
         delay: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: Unpack[Ts],
         context: Optional[contextvars.Context] = None,
     ) -> asyncio.TimerHandle:
         return self.call_at(self.time() + delay, callback, *args, context=context)
@@ -85,8 +89,8 @@ class PollLoop(asyncio.AbstractEventLoop):
     def call_at(
         self,
         when: float,
-        callback: Callable[..., object],
-        *args: Any,
+        callback: Callable[[Unpack[Ts]], object],
+        *args: Unpack[Ts],
         context: Optional[contextvars.Context] = None,
     ) -> asyncio.TimerHandle:
         timer = asyncio.TimerHandle(when, callback, args, self, context)
@@ -107,7 +111,14 @@ class PollLoop(asyncio.AbstractEventLoop):
     def create_future(self) -> asyncio.Future[Any]:
         return asyncio.Future(loop=self)
 
-    def create_task(self, coro: Any, *, name: Optional[str] = None, context: Any = None) -> asyncio.Task[Any]:
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: Optional[str] = None,
+        context: Optional[contextvars.Context] = None,
+        eager_start: Optional[bool] = None,
+    ) -> asyncio.Task[T]:
         return asyncio.Task(coro, loop=self, name=name, context=context)
 
     # Running.
@@ -212,7 +223,9 @@ def _drop(pollable: poll.Pollable) -> bool:
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Runs `main` on a fresh `PollLoop` until it ends (`asyncio.run` for
     wsbox guests). Tasks still pending then are cancelled."""
-    loop = PollLoop()
+    # AbstractEventLoop's other methods raise NotImplementedError at run
+    # time; typeshed declares them abstract.
+    loop = PollLoop()  # type: ignore[abstract]
     try:
         return loop.run_until_complete(main)
     finally:
