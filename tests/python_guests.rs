@@ -296,22 +296,20 @@ async fn auth_py_closes_with_4000_on_bye() {
     }
 }
 
-// aio-py (tests/guests/aio-py): asyncio on wsbox.aio's loop over wasi:io/poll.
+// sdk-py (tests/guests/sdk-py): the SDK beyond the examples.
 
 #[tokio::test]
-async fn aio_py_runs_asyncio_timers_and_connection_waits_together() {
-    let Some(host) = host("aio-py", &[]) else {
+async fn sdk_py_runs_asyncio_timers_and_connection_waits_together() {
+    let Some(host) = host("sdk-py", &[]) else {
         return;
     };
-    let mut client = RawClient::connect(host.addr, "/", &[]).await;
+    let mut client = RawClient::connect(host.addr, "/aio", &[]).await;
     let mut received = Vec::new();
     // The ticker task's first tick (asyncio.sleep), then a message that the
     // main task, waiting on the connection's pollable, echoes while the
     // ticker goes on; after 500 ms without events, asyncio.timeout fires.
     while received.last().map(String::as_str) != Some("idle") {
-        let frame = client.read_frame().await.expect("a message");
-        assert_eq!(frame.opcode, op::TEXT);
-        let text = String::from_utf8(frame.payload).unwrap();
+        let text = read_text(&mut client).await;
         if text == "tick 0" {
             client.send_frame(true, op::TEXT, b"echo me").await;
         }
@@ -332,6 +330,53 @@ async fn aio_py_runs_asyncio_timers_and_connection_waits_together() {
         "the asyncio guest logged an error:\n{}",
         host.logs().join("\n")
     );
+}
+
+/// The next frame, which must be text.
+async fn read_text(client: &mut RawClient) -> String {
+    let frame = client.read_frame().await.expect("a message");
+    assert_eq!(frame.opcode, op::TEXT, "{frame:?}");
+    String::from_utf8(frame.payload).unwrap()
+}
+
+#[tokio::test]
+async fn sdk_py_topics_publish_deliver_to_the_guest_and_time_out() {
+    let Some(host) = host("sdk-py", &[]) else {
+        return;
+    };
+    let mut alice = RawClient::connect(host.addr, "/topics", &[]).await;
+    let hello: serde_json::Value = serde_json::from_str(&read_text(&mut alice).await).unwrap();
+    assert_eq!(hello["count"], 1, "{hello}");
+    let alice_id = hello["id"].as_u64().expect("an id");
+    let mut bob = RawClient::connect(host.addr, "/topics", &[]).await;
+    let hello: serde_json::Value = serde_json::from_str(&read_text(&mut bob).await).unwrap();
+    assert_eq!(hello["count"], 2, "{hello}");
+    assert_ne!(hello["id"].as_u64(), Some(alice_id));
+
+    alice.send_frame(true, op::TEXT, b"publish:hello").await;
+    assert_eq!(read_text(&mut alice).await, "published to 1");
+    assert_eq!(
+        read_text(&mut bob).await,
+        format!("room from {alice_id}: hello")
+    );
+    bob.send_frame(true, op::TEXT, b"wait").await;
+    assert_eq!(read_text(&mut bob).await, "timeout");
+}
+
+#[tokio::test]
+async fn sdk_py_misuse_raises_the_sdks_exceptions() {
+    let Some(host) = host("sdk-py", &[]) else {
+        return;
+    };
+    let mut client = RawClient::connect(host.addr, "/errors", &[]).await;
+    assert_eq!(read_text(&mut client).await, "InvalidArgument");
+    assert_eq!(read_text(&mut client).await, "InvalidArgument");
+    client.send_frame(true, op::TEXT, b"not json").await;
+    assert_eq!(read_text(&mut client).await, "InvalidData");
+
+    let (mut client, head) = RawClient::handshake(host.addr, "/bad-subprotocol", &[]).await;
+    assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
+    assert_eq!(client.read_to_end().await, b"SubprotocolNotOffered");
 }
 
 // The SDK's committed bindings are what componentize-py makes of wit/.
