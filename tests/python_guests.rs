@@ -1,6 +1,8 @@
 //! The Python examples (`examples/echo-py`, `examples/auth-py`), built the
 //! documented way (`sh build.sh`, componentize-py from PyPI), pass the
-//! checks of their Rust twins `echo` and `auth`.
+//! checks of their Rust twins `echo` and `auth` (`support::twins`); the
+//! test guest `tests/guests/sdk-py` covers the rest of the SDK (topics,
+//! events, exceptions, asyncio).
 //!
 //! Costs are paid once per run: componentize-py is installed once (under
 //! `<target>/interop`, pip's cache beside it, behind a file lock), each
@@ -55,9 +57,8 @@ fn componentize_venv() -> Option<PathBuf> {
 }
 
 /// `examples/NAME/dist/NAME.wasm` (or under `tests/guests`), built with its
-/// `build.sh` once
-/// per test process and compiled once into the shared cache; None (SKIP)
-/// without python3.
+/// `build.sh` once per test process and compiled once into the shared
+/// cache; None (SKIP) without python3.
 fn python_guest(name: &'static str) -> Option<PathBuf> {
     type Built = Arc<OnceLock<Option<PathBuf>>>;
     static BUILT: OnceLock<Mutex<HashMap<&'static str, Built>>> = OnceLock::new();
