@@ -3,14 +3,15 @@
 mod support;
 
 use futures_util::StreamExt;
-use support::{Host, RawClient, op, twins};
+use support::twins::{auth, echo};
+use support::{Host, RawClient, op};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 #[tokio::test]
 async fn a_guest_close_with_4000_reaches_the_client() {
-    twins::auth_closes_with_4000_on_bye(&Host::start("auth", &[])).await;
+    auth::bye_closes_with_4000(&Host::start("auth", &[])).await;
 }
 
 #[tokio::test]
@@ -35,14 +36,7 @@ async fn a_client_close_reaches_the_guest_as_a_close_request() {
 
 #[tokio::test]
 async fn the_server_closes_tcp_after_the_closing_handshake() {
-    let host = Host::start("echo", &[]);
-    let mut client = RawClient::connect(host.addr, "/", &[]).await;
-    client
-        .send_frame(true, op::CLOSE, &[0x03, 0xe8, b'o', b'k'])
-        .await;
-    let (code, _) = client.expect_close().await;
-    assert_eq!(code, 1000);
-    client.expect_eof().await;
+    echo::the_clients_close_is_answered_then_tcp_closed(&Host::start("echo", &[])).await;
 }
 
 #[tokio::test]

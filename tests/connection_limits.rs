@@ -155,3 +155,57 @@ async fn the_connection_over_max_connections_gets_503_then_a_slot_frees_up() {
         b"my turn"
     );
 }
+
+#[tokio::test]
+async fn connections_are_served_by_every_connection_thread() {
+    let host = Host::start("echo", &["--threads", "3"]);
+    // The threads start just after the address is logged (the listening
+    // sockets queue connections meanwhile).
+    let connection_threads = || -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{}/task", host.pid()))
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|comm| comm.trim().to_owned())
+            .filter(|comm| comm.starts_with("wsbox-conn-"))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut threads = connection_threads();
+    while threads.len() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        threads = connection_threads();
+    }
+    assert_eq!(threads.len(), 3, "threads: {threads:?}");
+    // Enough connections that the kernel hands some to each listener; all
+    // of them echo, wherever they landed.
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(RawClient::connect(host.addr, "/", &[]).await);
+    }
+    for (index, client) in clients.iter_mut().enumerate() {
+        let payload = format!("message {index}");
+        client.send_frame(true, op::TEXT, payload.as_bytes()).await;
+        let echo = client.read_frame().await.expect("an echo");
+        assert_eq!(echo.payload, payload.as_bytes());
+    }
+}
+
+#[test]
+fn a_second_host_on_the_same_port_is_refused() {
+    // The listeners share their port through SO_REUSEPORT, which must not
+    // let another server quietly take half the connections.
+    let first = Host::start("echo", &["--threads", "2"]);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_host"))
+        .arg("serve")
+        .arg(support::guest("echo"))
+        .args(["--listen", &first.addr.to_string()])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("listening on {}", first.addr)) && stderr.contains("in use"),
+        "stderr: {stderr}"
+    );
+}

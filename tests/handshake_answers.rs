@@ -1,28 +1,29 @@
 //! The guest answers the opening handshake: accept with a subprotocol, or
-//! reject with status, headers and body.
+//! reject with status, headers and body. The auth example's checks live in
+//! `support::twins::auth`, which its twins in other languages pass too.
 
 mod support;
 
-use support::{Host, RawClient, twins};
+use support::{Host, RawClient, twins::auth};
 
 #[tokio::test]
 async fn a_rejection_reaches_the_client_with_status_headers_and_body() {
-    twins::auth_rejects_without_token(&Host::start("auth", &[])).await;
+    auth::no_token_gets_401_a_challenge_and_a_body(&Host::start("auth", &[])).await;
 }
 
 #[tokio::test]
 async fn a_rejection_is_a_complete_http_response() {
-    twins::auth_rejection_is_complete(&Host::start("auth", &[])).await;
+    auth::the_rejection_is_a_complete_response(&Host::start("auth", &[])).await;
 }
 
 #[tokio::test]
 async fn the_chosen_subprotocol_is_answered() {
-    twins::auth_accepts_with_subprotocol(&Host::start("auth", &[])).await;
+    auth::the_offered_subprotocol_is_chosen(&Host::start("auth", &[])).await;
 }
 
 #[tokio::test]
 async fn no_subprotocol_is_answered_when_none_was_offered() {
-    twins::auth_accepts_without_subprotocol(&Host::start("auth", &[])).await;
+    auth::no_subprotocol_without_an_offer(&Host::start("auth", &[])).await;
 }
 
 #[tokio::test]

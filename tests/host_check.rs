@@ -11,9 +11,14 @@ use std::sync::OnceLock;
 use support::{Host, guest};
 
 fn check(app: &Path) -> Output {
+    check_with(app, &[])
+}
+
+fn check_with(app: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_host"))
         .arg("check")
         .arg(app)
+        .args(args)
         .env("NO_COLOR", "1")
         .env("XDG_CACHE_HOME", check_cache())
         .output()
@@ -70,6 +75,78 @@ fn a_valid_guest_is_listed_with_its_imports_and_exports() {
     assert!(stdout.contains("[method]connection.receive"), "{stdout}");
     assert!(stdout.contains("exports:"), "{stdout}");
     assert!(stdout.contains("handle: func"), "{stdout}");
+    // What one connection costs: a Rust guest is three core instances (the
+    // program, and wit-component's shim and fixup modules).
+    let after = |heading: &str| {
+        stdout
+            .split_once(heading)
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_else(|| panic!("no {heading} in {stdout}"))
+    };
+    let cost = after("per connection:\n");
+    assert!(cost.starts_with("  linear memory at start: "), "{stdout}");
+    assert!(cost.contains("  core instances: 3\n"), "{stdout}");
+    assert!(cost.contains("  memories: 1\n"), "{stdout}");
+    assert!(cost.contains("  tables: 2 ("), "{stdout}");
+    let wasi = after("WASI interfaces:\n");
+    let wasi: Vec<&str> = wasi.lines().take_while(|l| l.starts_with("  ")).collect();
+    assert!(
+        wasi.iter().any(|l| l.starts_with("  wasi:io/poll@0.2.")),
+        "{stdout}"
+    );
+    assert!(wasi.iter().all(|l| l.starts_with("  wasi:")), "{stdout}");
+    assert!(
+        stdout.contains(
+            "pool: 10016 connections (--max-connections 10000 + 16) × 8 core instances, \
+             1 memory, 4 tables: fits\n"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("hot swap: fits"), "{stdout}");
+}
+
+#[test]
+fn a_pool_without_spare_room_is_sized_to_exactly_what_the_guest_needs() {
+    // wasmtime's per-component limits are the reservation: were its count
+    // higher than ours, it would refuse the component here.
+    let output = check_with(
+        &guest("echo"),
+        &["--pool-core-instances", "1", "--max-connections", "2"],
+    );
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(
+            "pool: 18 connections (--max-connections 2 + 16) × 3 core instances, 1 memory, \
+             2 tables: fits\n"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_guest_needing_more_than_the_pool_floor_is_told_a_swap_would_be_refused() {
+    let output = check_with(&guest("echo"), &["--pool-core-instances", "2"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains(
+            "hot swap: a host started with a smaller component refuses it: needs 3 core \
+             instances per connection; the pool was sized for 2 × 10016 connections"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_guest_starting_with_more_memory_than_allowed_is_refused() {
+    let output = check_with(&guest("echo"), &["--guest-memory", "64KiB"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("bytes of linear memory at instantiation; --guest-memory allows 65536"),
+        "{stderr}"
+    );
 }
 
 #[test]

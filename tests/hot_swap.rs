@@ -62,6 +62,20 @@ fn wrong_import_component() -> Vec<u8> {
     out
 }
 
+/// A component, encoded by hand, that instantiates an empty core module `n`
+/// times (`n` < 42) and does nothing else: `n` core instances per connection.
+fn component_with_core_instances(n: u8) -> Vec<u8> {
+    let module = b"\0asm\x01\0\0\0";
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.extend([1, 8]); // a core module section of 8 bytes
+    bytes.extend(module);
+    bytes.extend([2, 1 + 3 * n, n]); // a core instance section of n
+    for _ in 0..n {
+        bytes.extend([0, 0, 0]); // instantiate module 0 with no arguments
+    }
+    bytes
+}
+
 /// Open a connection to `/return` and tell which version answers it; `Err`
 /// if the handshake failed.
 async fn probe(addr: std::net::SocketAddr) -> Result<Version, String> {
@@ -301,5 +315,45 @@ async fn sighup_reloads_and_an_unchanged_file_is_skipped() {
         !host.logs().iter().any(|line| line.contains("hot swap")),
         "an unchanged file was swapped in"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_component_bigger_than_the_pool_is_refused_and_the_old_one_keeps_serving() {
+    let dir = temp_dir("too-big");
+    let app = dir.join("app.wasm");
+    std::fs::copy(guest("echo"), &app).unwrap();
+    let host = Host::start_path(&app, &["--max-connections", "4", "--no-cache"]);
+    let sized = host.wait_for_log(&["instance pool sized per connection"]);
+    assert!(sized.contains("core_instances=8"), "{sized}");
+
+    write_by_rename(&app, &component_with_core_instances(9));
+    let line = host.wait_for_log(&["new version refused"]);
+    assert!(
+        line.contains(
+            "needs 9 core instances per connection; the pool was sized for 8 × 20 \
+             connections; restart the host to serve it"
+        ),
+        "{line}"
+    );
+    assert_eq!(probe(host.addr).await, Ok(Version::Echo));
+    drop(host);
+
+    // With room kept for it, the same component gets past the pool (and is
+    // refused for what it is: it exports no `handle`).
+    std::fs::copy(guest("echo"), &app).unwrap();
+    let args = [
+        "--max-connections",
+        "4",
+        "--no-cache",
+        "--pool-core-instances",
+        "9",
+    ];
+    let host = Host::start_path(&app, &args);
+    write_by_rename(&app, &component_with_core_instances(9));
+    let line = host.wait_for_log(&["new version refused"]);
+    assert!(!line.contains("core instances"), "{line}");
+    assert!(line.contains("handle"), "{line}");
+    assert_eq!(probe(host.addr).await, Ok(Version::Echo));
     let _ = std::fs::remove_dir_all(&dir);
 }

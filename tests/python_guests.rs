@@ -20,9 +20,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use support::interop::{install_once, interop_dir};
-use support::{
-    Host, RawClient, missing_tool, op, run_checked, runs, target_dir, tell, twins, workspace,
-};
+use support::twins::{auth, echo};
+use support::{Host, RawClient, missing_tool, op, run_checked, runs, target_dir, tell, workspace};
 
 /// The componentize-py release `sdks/python/componentize.sh` pins.
 const COMPONENTIZE_PY: &str = "0.25.1";
@@ -141,14 +140,28 @@ fn host(name: &'static str, args: &[&str]) -> Option<Host> {
 #[tokio::test]
 async fn echo_py_echoes_text_and_binary() {
     if let Some(host) = host("echo-py", &[]) {
-        twins::echo_text_and_binary(&host).await;
+        echo::text_and_binary_come_back(&host).await;
     }
 }
 
 #[tokio::test]
 async fn echo_py_returns_a_one_mib_message_sent_in_fragments_whole() {
     if let Some(host) = host("echo-py", &[]) {
-        twins::echo_one_mib_in_fragments(&host).await;
+        echo::a_fragmented_mib_comes_back_whole(&host).await;
+    }
+}
+
+#[tokio::test]
+async fn echo_py_reads_frames_sent_with_the_handshake() {
+    if let Some(host) = host("echo-py", &[]) {
+        echo::frames_sent_with_the_handshake_come_back(&host).await;
+    }
+}
+
+#[tokio::test]
+async fn echo_py_answers_a_1000_close_then_closes_tcp() {
+    if let Some(host) = host("echo-py", &[]) {
+        echo::the_clients_close_is_answered_then_tcp_closed(&host).await;
     }
 }
 
@@ -182,7 +195,7 @@ async fn echo_py_answers_the_clients_close_and_closes_tcp() {
 #[tokio::test]
 async fn twenty_echo_py_connections_each_echo_twenty_messages() {
     if let Some(host) = host("echo-py", &[]) {
-        twins::echo_many_connections(&host, 20, 20).await;
+        echo::connections_at_once(&host, 20, 20).await;
     }
 }
 
@@ -245,12 +258,11 @@ async fn echo_py_fills_a_small_max_connections() {
     fill_with_echo_py(8, 8).await;
 }
 
-// Ignored: the host sizes its pool at 8 core instances per connection and a
-// componentize-py guest has 14, so Python guests run out of pool slots at
-// about 57% of a large --max-connections (here the 46th of 64 is refused).
-// The pool-sizing fix lands separately; run with --ignored to check it.
+// A componentize-py guest has 14 core instances; the host sizes its pool
+// from the component (host/src/runtime/footprint.rs), so every one of 64
+// connections gets its slots (with a fixed 8 per connection, the 46th of 64
+// was refused).
 #[tokio::test]
-#[ignore = "Python guests need 14 core instances; the pool gives 8 per connection (sizing fix pending)"]
 async fn echo_py_fills_a_larger_max_connections() {
     fill_with_echo_py(64, 64).await;
 }
@@ -261,14 +273,14 @@ async fn echo_py_fills_a_larger_max_connections() {
 #[tokio::test]
 async fn auth_py_rejects_a_request_without_a_token_with_401() {
     if let Some(host) = host("auth-py", &[]) {
-        twins::auth_rejects_without_token(&host).await;
+        auth::no_token_gets_401_a_challenge_and_a_body(&host).await;
     }
 }
 
 #[tokio::test]
 async fn auth_py_rejection_is_a_complete_http_response() {
     if let Some(host) = host("auth-py", &[]) {
-        twins::auth_rejection_is_complete(&host).await;
+        auth::the_rejection_is_a_complete_response(&host).await;
         // The guest's log line reached the host log.
         host.wait_for_log(&["guest: rejecting 127.0.0.1:"]);
     }
@@ -277,21 +289,21 @@ async fn auth_py_rejection_is_a_complete_http_response() {
 #[tokio::test]
 async fn auth_py_answers_the_chosen_subprotocol_greets_and_echoes() {
     if let Some(host) = host("auth-py", &[]) {
-        twins::auth_accepts_with_subprotocol(&host).await;
+        auth::the_offered_subprotocol_is_chosen(&host).await;
     }
 }
 
 #[tokio::test]
 async fn auth_py_answers_no_subprotocol_when_none_was_offered() {
     if let Some(host) = host("auth-py", &[]) {
-        twins::auth_accepts_without_subprotocol(&host).await;
+        auth::no_subprotocol_without_an_offer(&host).await;
     }
 }
 
 #[tokio::test]
 async fn auth_py_closes_with_4000_on_bye() {
     if let Some(host) = host("auth-py", &[]) {
-        twins::auth_closes_with_4000_on_bye(&host).await;
+        auth::bye_closes_with_4000(&host).await;
         let line = host.wait_for_log(&["connection finished", "close_code=4000"]);
         assert!(line.contains("closed_by=\"guest\""), "{line}");
     }

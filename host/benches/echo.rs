@@ -15,13 +15,12 @@
 //! client competes with the server for cores. Idle memory is the server's VmRSS with C handshaken,
 //! silent connections open, minus its VmRSS before they connected.
 //!
-//! Both servers are separate processes on 127.0.0.1 (the native one is this binary re-executed with
-//! the hidden `--serve-native ADDR` flag) and are killed when the bench ends, also on error or panic
-//! (a guard's `Drop`), and should the bench itself be killed (`PR_SET_PDEATHSIG`).
+//! Both servers are separate processes on 127.0.0.1 (the native one, tokio-tungstenite from
+//! `support/peers.rs`, is this binary re-executed with the hidden `--serve-native ADDR` flag) and
+//! are killed when the bench ends, also on error or panic (a guard's `Drop`), and should the bench
+//! itself be killed (`PR_SET_PDEATHSIG`). `rows` measures wsbox against fastwebsockets too.
 //!
-//! The client is deliberately thin, as it shares the machine: raw `TcpStream`s on current-thread
-//! tokio runtimes, pre-built masked frames written with one syscall per batch of echoes, responses
-//! parsed in place in a per-connection buffer, no allocation on the message path.
+//! The client is deliberately thin, as it shares the machine (`support/echo_client.rs`).
 
 mod support;
 
@@ -30,9 +29,10 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
+use support::peers::Peer;
 use support::{
-    Common, Kind, Sample, Window, bench_main, clock_ticks_per_second, number, rss_kib,
-    serve_command,
+    Common, Kind, Window, bench_main, clock_ticks_per_second, echo_client, measure_window, number,
+    rss_kib, serve_command,
 };
 
 const USAGE: &str = "\
@@ -63,7 +63,12 @@ usage: cargo bench -p host --bench echo -- [options]
 const SETTLE: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
-    bench_main(USAGE, native::serve, Options::parse, run)
+    bench_main(
+        USAGE,
+        |addr| Peer::Tungstenite.serve(addr),
+        Options::parse,
+        run,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -228,13 +233,13 @@ fn bench_server(variant: Variant, o: &Options) -> Result<ServerResult> {
             "{}: P={inflight}: connecting {} clients",
             server.label, o.connections
         );
-        let config = client::Config::new(server.addr, o.size, c.text, inflight);
+        let config = echo_client::Config::new(server.addr, o.size, c.text, inflight);
         let before_kib = if memory.is_none() {
             Some(rss_kib(pid)?)
         } else {
             None
         };
-        let clients = client::Clients::connect(config, o.connections, c.client_threads)
+        let clients = echo_client::Clients::connect(config, o.connections, c.client_threads)
             .with_context(|| format!("connecting to the {} server", server.label))?;
         if let Some(before_kib) = before_kib {
             thread::sleep(SETTLE);
@@ -250,18 +255,12 @@ fn bench_server(variant: Variant, o: &Options) -> Result<ServerResult> {
             server.label, c.warmup, c.seconds
         );
         clients.start();
-        thread::sleep(Duration::from_secs_f64(c.warmup));
-        let start = Sample::take(clients.completed(), pid)?;
-        thread::sleep(Duration::from_secs_f64(c.seconds));
-        let end = Sample::take(clients.completed(), pid)?;
+        let window = measure_window(|| clients.completed(), pid, c.warmup, c.seconds)?;
         let report = clients.stop();
         report.warn(&format!("{} P={inflight}", server.label));
         server.ensure_running()?;
 
-        rounds.push(Round {
-            inflight,
-            window: Window::between(&start, &end),
-        });
+        rounds.push(Round { inflight, window });
         // Let the server retire the closed connections before the next round.
         thread::sleep(Duration::from_millis(200));
     }
@@ -379,207 +378,4 @@ fn print_ratios(a: &ServerResult, b: &ServerResult) {
         "idle memory per connection: {:.2}x",
         a.memory.kib_per_connection() / b.memory.kib_per_connection()
     );
-}
-
-// ---------------------------------------------------------------------------------------------
-// The load client
-
-mod client {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-
-    use anyhow::{Context as _, Result, bail, ensure};
-
-    use super::support::{
-        ClientThreads, Conn, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Report, client_frame,
-        describe_close, split_evenly,
-    };
-
-    /// What every connection of one run sends and expects back.
-    pub struct Config {
-        addr: std::net::SocketAddr,
-        opcode: u8,
-        payload: Vec<u8>,
-        inflight: usize,
-        /// `inflight` copies of the masked frame: a batch of k messages is its first k frames.
-        frames: Vec<u8>,
-        frame_len: usize,
-    }
-
-    impl Config {
-        pub fn new(
-            addr: std::net::SocketAddr,
-            size: usize,
-            text: bool,
-            inflight: usize,
-        ) -> Arc<Config> {
-            let opcode = if text { OP_TEXT } else { OP_BINARY };
-            // ASCII, so the same bytes are valid as text.
-            let payload: Vec<u8> = (0..size).map(|i| b'a' + (i % 26) as u8).collect();
-            let frame = client_frame(0, opcode, &payload);
-            Arc::new(Config {
-                addr,
-                opcode,
-                frame_len: frame.len(),
-                frames: frame.repeat(inflight),
-                payload,
-                inflight,
-            })
-        }
-    }
-
-    struct Shared {
-        completed: AtomicU64,
-        stop: AtomicBool,
-    }
-
-    /// Connections spread over client threads, handshaken and waiting for [`Clients::start`].
-    pub struct Clients {
-        shared: Arc<Shared>,
-        threads: ClientThreads<()>,
-    }
-
-    impl Clients {
-        /// Opens `connections` WebSocket connections on `threads` threads; returns once all are open.
-        pub fn connect(config: Arc<Config>, connections: usize, threads: usize) -> Result<Clients> {
-            let shared = Arc::new(Shared {
-                completed: AtomicU64::new(0),
-                stop: AtomicBool::new(false),
-            });
-            let tasks = split_evenly(connections, threads)
-                .map(|n| {
-                    let (config, shared) = (config.clone(), shared.clone());
-                    let task = move |_, conn, _| echo_loop(conn, config.clone(), shared.clone());
-                    (n, task)
-                })
-                .collect();
-            let threads = ClientThreads::spawn("echo-client", config.addr, "/", tasks)?;
-            Ok(Clients { shared, threads })
-        }
-
-        /// Starts the closed loop on every connection.
-        pub fn start(&self) {
-            self.threads.start();
-        }
-
-        /// Echoes completed so far, over all connections.
-        pub fn completed(&self) -> u64 {
-            self.shared.completed.load(Relaxed)
-        }
-
-        /// Stops sending, closes every connection (bounded by [`CLOSE_TIMEOUT`]) and joins the threads.
-        ///
-        /// [`CLOSE_TIMEOUT`]: super::support::CLOSE_TIMEOUT
-        pub fn stop(mut self) -> Report {
-            self.shared.stop.store(true, Relaxed);
-            self.threads.stop().0
-        }
-    }
-
-    impl Drop for Clients {
-        fn drop(&mut self) {
-            // Before the threads are stopped and joined (when the field is dropped, next).
-            self.shared.stop.store(true, Relaxed);
-        }
-    }
-
-    /// The closed loop of one connection: answer every echo with a new message until stopped.
-    async fn echo_loop(mut conn: Conn, config: Arc<Config>, shared: Arc<Shared>) -> Result<()> {
-        let max_payload = config.payload.len().max(125);
-        let mut control = Vec::new(); // pongs owed to the server; normally never used
-        conn.send(&config.frames).await.context("sending")?;
-        while !shared.stop.load(Relaxed) {
-            conn.fill().await?;
-            let mut echoed = 0;
-            while let Some(frame) = conn.next_frame(max_payload)? {
-                let payload = conn.payload(&frame);
-                match frame.opcode() {
-                    opcode if opcode == config.opcode => {
-                        ensure!(
-                            frame.fin(),
-                            "fragmented echo (this client does not reassemble)"
-                        );
-                        ensure!(
-                            payload == config.payload,
-                            "the echo differs from the message sent"
-                        );
-                        echoed += 1;
-                    }
-                    OP_PING => control.extend(client_frame(0, OP_PONG, payload)),
-                    OP_PONG => {}
-                    OP_CLOSE => bail!(
-                        "the server closed the connection: {}",
-                        describe_close(payload)
-                    ),
-                    opcode => bail!("unexpected frame, opcode {opcode:#x}"),
-                }
-            }
-            ensure!(echoed <= config.inflight, "more echoes than messages sent");
-            if echoed == 0 && control.is_empty() {
-                continue;
-            }
-            shared.completed.fetch_add(echoed as u64, Relaxed);
-            if !control.is_empty() {
-                conn.send(&control).await.context("sending a pong")?;
-                control.clear();
-            }
-            if !shared.stop.load(Relaxed) {
-                conn.send(&config.frames[..echoed * config.frame_len])
-                    .await
-                    .context("sending")?;
-            }
-        }
-        conn.close(max_payload).await.context("closing")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The native peer
-
-mod native {
-    use anyhow::Result;
-    use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
-    use tokio::net::TcpStream;
-    use tokio_tungstenite::tungstenite::Error as WsError;
-    use tokio_tungstenite::tungstenite::error::ProtocolError;
-
-    /// Runs a tokio-tungstenite echo server on a multi-thread runtime (one worker per core).
-    pub fn serve(addr: &str) -> Result<()> {
-        super::support::serve_native(addr, connection)
-    }
-
-    async fn connection(stream: TcpStream) {
-        match echo(stream).await {
-            // Also quiet for the bench's readiness probes, which connect and hang up at once.
-            Ok(())
-            | Err(
-                WsError::ConnectionClosed
-                | WsError::AlreadyClosed
-                | WsError::Protocol(ProtocolError::HandshakeIncomplete),
-            ) => {}
-            Err(e) => eprintln!("native echo: {e}"),
-        }
-    }
-
-    /// Echoes text and binary messages. Flushes only when no more input is ready, so pipelined
-    /// messages go out in one write. Pings and closes are answered by tungstenite itself.
-    async fn echo(stream: TcpStream) -> Result<(), WsError> {
-        stream.set_nodelay(true)?;
-        let mut ws = tokio_tungstenite::accept_async(stream).await?;
-        let mut next = ws.next().await;
-        while let Some(message) = next {
-            let message = message?;
-            if message.is_text() || message.is_binary() {
-                ws.feed(message).await?;
-            }
-            next = match ws.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    ws.flush().await?;
-                    ws.next().await
-                }
-            };
-        }
-        Ok(())
-    }
 }

@@ -508,8 +508,8 @@ mod client {
     use tokio::sync::watch;
 
     use super::support::{
-        ClientThreads, Conn, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, Phase, Report,
-        client_frame, describe_close, split_evenly,
+        ClientThreads, Conn, OP_BINARY, OP_TEXT, Phase, Report, client_frame, control_frame,
+        split_evenly,
     };
     use super::{
         DRAIN_MAX, DRAIN_QUIET, HEADER_LEN, Histogram, Options, PUBLISHER_DIGITS, SEQ_DIGITS,
@@ -959,13 +959,7 @@ mod client {
                     OP_TEXT | OP_BINARY => {
                         bail!("a message changed type between text and binary")
                     }
-                    OP_PING => control.extend(client_frame(0, OP_PONG, payload)),
-                    OP_PONG => {}
-                    OP_CLOSE => bail!(
-                        "the server closed the connection: {}",
-                        describe_close(payload)
-                    ),
-                    opcode => bail!("unexpected frame, opcode {opcode:#x}"),
+                    opcode => control_frame(opcode, payload, control)?,
                 }
             }
             Ok((all, measured))

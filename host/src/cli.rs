@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::ServerConfig;
+use crate::config::{DEFAULT_POOL_CORE_INSTANCES, ServerConfig};
 use crate::protocol::deflate::DeflateConfig;
 use crate::session::broker::BrokerUrl;
 
@@ -61,6 +61,28 @@ pub enum Command {
 pub struct CheckArgs {
     /// The guest component to check.
     pub app: PathBuf,
+    /// The pool to check it against (as `host serve` would size it).
+    #[command(flatten)]
+    pub pool: PoolArgs,
+}
+
+/// What sizes the guest instance pool (`host serve` and `host check`).
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// Most simultaneous connections; sizes the guest instance pool.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most linear memory one guest instance may use; growing past it
+    /// fails, and a guest that then traps is closed with 1011.
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    pub guest_memory: u64,
+    /// Core instances the pool keeps per connection even when APP needs
+    /// fewer, so a hot swap to a component needing up to this many fits
+    /// (the pool is sized for APP's needs or this, whichever is more; a
+    /// Rust guest needs 3, a componentize-py one 14).
+    #[arg(long, default_value_t = DEFAULT_POOL_CORE_INSTANCES, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub pool_core_instances: u32,
 }
 
 /// Arguments of `host serve`.
@@ -99,13 +121,15 @@ pub struct ServeArgs {
     /// Time the peer has to answer our close frame before TCP is dropped.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub close_timeout: Duration,
-    /// Most simultaneous connections; sizes the guest instance pool.
-    #[arg(long, default_value_t = 10_000)]
-    pub max_connections: usize,
-    /// Most linear memory one guest instance may use; growing past it
-    /// fails, and a guest that then traps is closed with 1011.
-    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
-    pub guest_memory: u64,
+    /// The instance pool's size.
+    #[command(flatten)]
+    pub pool: PoolArgs,
+    /// Threads that serve connections, each with its own event loop and
+    /// its own listening socket on the address (SO_REUSEPORT; the kernel
+    /// spreads new connections over them); a connection stays on one thread
+    /// from accept to close. 0: one per CPU core.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
     /// CPU time a guest may run between two calls into the host (receive,
     /// send, ...), in milliseconds; over it the connection closes with
     /// 1011. 0: unlimited.
@@ -226,8 +250,10 @@ impl ServeArgs {
             max_header_bytes: usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX),
             handshake_timeout: self.handshake_timeout,
             close_timeout: self.close_timeout,
-            max_connections: self.max_connections,
-            guest_memory: usize::try_from(self.guest_memory).unwrap_or(usize::MAX),
+            max_connections: self.pool.max_connections,
+            guest_memory: usize::try_from(self.pool.guest_memory).unwrap_or(usize::MAX),
+            pool_core_instances: self.pool.pool_core_instances,
+            threads: self.threads,
             guest_cpu: (self.guest_cpu_ms > 0).then(|| Duration::from_millis(self.guest_cpu_ms)),
             cache_dir: if self.no_cache {
                 None

@@ -13,6 +13,10 @@ use crate::protocol::handshake::HandshakeLimits;
 use crate::session::broker::{BrokerConfig, BrokerUrl};
 use crate::session::topics::TopicsConfig;
 
+/// Core instances per connection the pool keeps at least: a Rust guest
+/// uses 3, so it leaves room for a somewhat bigger one.
+pub const DEFAULT_POOL_CORE_INSTANCES: u32 = 8;
+
 /// Everything `host serve` can be told. Each field documents its default.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -39,9 +43,18 @@ pub struct ServerConfig {
     /// Most simultaneous connections (also sizes the instance pool).
     /// Default 10 000.
     pub max_connections: usize,
+    /// Threads that serve connections, each with its own event loop and
+    /// listening socket; a connection stays on one thread from accept to
+    /// close. 0 (the default): one per CPU core.
+    pub threads: usize,
     /// Most linear memory one guest instance may grow to, in bytes.
     /// Default 256 MiB.
     pub guest_memory: usize,
+    /// Core instances the pool keeps per connection even when the app
+    /// needs fewer, so a hot swap to a component needing up to this many
+    /// fits (see `runtime::PoolPlan`). Default
+    /// [`DEFAULT_POOL_CORE_INSTANCES`].
+    pub pool_core_instances: u32,
     /// CPU time a guest may run between two calls into the host (in 10 ms
     /// ticks of wall time while it runs); over it, the guest is stopped and
     /// its connection closed with 1011. `None` is unlimited. Default 1 s.
@@ -166,7 +179,12 @@ impl ServerConfig {
             self.max_connections != new.max_connections,
             "max-connections",
         );
+        check(self.threads != new.threads, "threads");
         check(self.guest_memory != new.guest_memory, "guest-memory");
+        check(
+            self.pool_core_instances != new.pool_core_instances,
+            "pool-core-instances",
+        );
         check(self.guest_cpu != new.guest_cpu, "guest-cpu-ms");
         check(self.cache_dir != new.cache_dir, "cache-dir");
         check(
@@ -189,7 +207,9 @@ impl ServerConfig {
         let updated = ServerConfig {
             listen: self.listen,
             max_connections: self.max_connections,
+            threads: self.threads,
             guest_memory: self.guest_memory,
+            pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
             max_backpressure: self.max_backpressure,
@@ -205,6 +225,17 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// How many connection threads to start: [`ServerConfig::threads`], or
+    /// one per CPU core for 0.
+    pub fn connection_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            threads => threads,
+        }
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -216,7 +247,9 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            threads: 0,
             guest_memory: 256 << 20,
+            pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,
             drain_after: None,
@@ -249,6 +282,7 @@ mod tests {
         let new = ServerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 80)),
             max_connections: 5,
+            pool_core_instances: 14,
             max_frame_size: 1 << 10,
             allowed_origins: vec!["https://a.example".into()],
             drain_after: Some(Duration::from_secs(3)),
@@ -256,7 +290,11 @@ mod tests {
             ..ServerConfig::default()
         };
         let (updated, restart) = old.live_update(&new);
-        assert_eq!(restart, ["listen", "max-connections"]);
+        assert_eq!(
+            restart,
+            ["listen", "max-connections", "pool-core-instances"]
+        );
+        assert_eq!(updated.pool_core_instances, old.pool_core_instances);
         assert_eq!(updated.listen, old.listen);
         assert_eq!(updated.max_connections, old.max_connections);
         assert_eq!(updated.max_frame_size, 1 << 10);

@@ -14,7 +14,7 @@ use wsbox::config::ServerConfig;
 use wsbox::config_file::{self, ConfigError};
 use wsbox::metrics::Metrics;
 use wsbox::reload::Reloader;
-use wsbox::runtime::Runtime;
+use wsbox::runtime::{Cost, PoolPlan, Runtime};
 use wsbox::server::Server;
 use wsbox::server::tls::CertStore;
 
@@ -144,39 +144,96 @@ async fn reload_config(
     }
 }
 
-/// `host check`: compile and link APP, print its imports and exports.
+/// `host check`: compile and link APP in a pool sized as `host serve`
+/// would size it, print its imports and exports, what one connection of it
+/// costs, and whether it fits the pool.
 fn check(args: &CheckArgs) -> ExitCode {
     let app = args.app.display();
     let mut config = ServerConfig::default();
-    config.max_connections = 1;
+    config.max_connections = args.pool.max_connections;
+    config.guest_memory = usize::try_from(args.pool.guest_memory).unwrap_or(usize::MAX);
+    config.pool_core_instances = args.pool.pool_core_instances;
     config.cache_dir = wsbox::runtime::default_cache_dir();
+    let (min_core, guest_memory) = (config.pool_core_instances, config.guest_memory);
     let report = (|| -> anyhow::Result<_> {
-        let runtime = Runtime::new(Arc::new(config))?;
         let bytes =
             std::fs::read(&args.app).with_context(|| format!("reading {}", args.app.display()))?;
-        Ok(runtime.check_bytes(&bytes)?)
+        let runtime = Runtime::new(Arc::new(config), &first_cost(&bytes))?;
+        Ok((runtime.check_bytes(&bytes)?, *runtime.pool()))
     })();
-    match report {
-        Ok(report) => {
-            println!(
-                "{app}: ok, fits wsbox:websocket/handler (version {})",
-                report.version
-            );
-            println!("imports:");
-            for (name, item) in &report.imports {
-                println!("  {name}: {item}");
-            }
-            println!("exports:");
-            for (name, item) in &report.exports {
-                println!("  {name}: {item}");
-            }
-            ExitCode::SUCCESS
-        }
+    let (report, pool) = match report {
+        Ok(report) => report,
         Err(error) => {
             eprintln!("{app}: invalid: {}", wsbox::runtime::one_line(&error));
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    println!(
+        "{app}: ok, fits wsbox:websocket/handler (version {})",
+        report.version
+    );
+    println!("imports:");
+    for (name, item) in &report.imports {
+        println!("  {name}: {item}");
     }
+    println!("exports:");
+    for (name, item) in &report.exports {
+        println!("  {name}: {item}");
+    }
+    let cost = &report.footprint.cost;
+    println!("per connection:");
+    println!("  linear memory at start: {} bytes", cost.memory_bytes);
+    println!("  core instances: {}", cost.core_instances);
+    println!("  memories: {}", cost.memories);
+    println!(
+        "  tables: {} ({} elements at start)",
+        cost.tables, cost.table_elements
+    );
+    println!("WASI interfaces:");
+    for name in report.footprint.wasi_imports() {
+        println!("  {name}");
+    }
+    println!(
+        "pool: {} connections (--max-connections {} + {}) × {}, {}, {}: fits",
+        pool.slots,
+        args.pool.max_connections,
+        wsbox::runtime::SPARE_SLOTS,
+        counted(pool.core_instances, "core instance"),
+        counted(pool.memories, "memory"),
+        counted(pool.tables, "table"),
+    );
+    // A host started with a smaller component keeps the floor only.
+    let floor = PoolPlan::new(
+        args.pool.max_connections,
+        min_core,
+        guest_memory,
+        &Default::default(),
+    );
+    match floor.admit(cost) {
+        Ok(()) => println!(
+            "hot swap: fits a host started with a smaller component \
+             (--pool-core-instances {min_core})"
+        ),
+        Err(why) => println!("hot swap: a host started with a smaller component refuses it: {why}"),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `n thing(s)`.
+fn counted(n: u32, thing: &str) -> String {
+    match (n, thing.strip_suffix('y')) {
+        (1, _) => format!("1 {thing}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {thing}s"),
+    }
+}
+
+/// What the first app costs per connection, to size the pool. One that
+/// cannot be read gets the pool's floor; loading it then says what is wrong.
+fn first_cost(bytes: &[u8]) -> Cost {
+    wsbox::runtime::measure(bytes)
+        .map(|footprint| footprint.cost)
+        .unwrap_or_default()
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -195,26 +252,37 @@ async fn shutdown_signal() {
     }
 }
 
-/// Memory mappings one live guest instance costs (measured: a few).
+/// Memory mappings one live guest instance costs with one linear memory
+/// (measured: a few; its memory slot, copy-on-write image and stack).
 const MAPS_PER_INSTANCE: usize = 6;
+
+/// Memory mappings each further linear memory of an instance costs
+/// (measured with wasmtime 48: 3 with a copy-on-write data image, 2
+/// without).
+const MAPS_PER_EXTRA_MEMORY: usize = 3;
 
 /// Warn when the kernel's per-process mapping limit cannot hold the
 /// configured number of live instances: past it, instantiation fails.
-fn check_map_count(max_connections: usize) {
+/// Core instances and tables map nothing of their own (their pools are one
+/// mapping each); memories do.
+fn check_map_count(max_connections: usize, pool: &PoolPlan) {
     let Ok(text) = std::fs::read_to_string("/proc/sys/vm/max_map_count") else {
         return;
     };
     let Ok(limit) = text.trim().parse::<usize>() else {
         return;
     };
-    let needed = max_connections.saturating_mul(MAPS_PER_INSTANCE);
+    let extra_memories = usize::try_from(pool.memories.saturating_sub(1)).unwrap_or(usize::MAX);
+    let per_instance =
+        MAPS_PER_INSTANCE.saturating_add(MAPS_PER_EXTRA_MEMORY.saturating_mul(extra_memories));
+    let needed = max_connections.saturating_mul(per_instance);
     if needed > limit {
         tracing::warn!(
             max_connections,
             vm_max_map_count = limit,
             "vm.max_map_count caps live guest instances near {}; raise it to at least {needed} \
              (sysctl -w vm.max_map_count={needed}) or lower --max-connections",
-            limit / MAPS_PER_INSTANCE
+            limit / per_instance
         );
     }
 }
@@ -254,20 +322,41 @@ fn serve(
         .clone()
         .context("no app to serve: give APP, or `app` in the --config file")?;
     let config = Arc::new(args.config());
-    check_map_count(config.max_connections);
+    let bytes = std::fs::read(&app).with_context(|| format!("reading {}", app.display()))?;
+    // Connections run on threads of their own (`--threads`, see
+    // `Server::serve`); this runtime only runs the control side: reloads,
+    // signals, metrics, the broker.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let wasm = Arc::new(Runtime::new(config.clone())?);
-        let guest = wasm.load(&app)?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
+        // The pool is sized to the app (see `PoolPlan`).
+        let wasm = Arc::new(Runtime::new(config.clone(), &first_cost(&bytes))?);
+        let pool = wasm.pool();
+        tracing::info!(
+            slots = pool.slots,
+            core_instances = pool.core_instances,
+            memories = pool.memories,
+            tables = pool.tables,
+            "instance pool sized per connection"
+        );
+        check_map_count(config.max_connections, pool);
+        let guest = wasm
+            .load_bytes(&bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("loading {}", app.display()))?;
+        drop(bytes);
+        let threads = config.connection_threads();
+        let listeners = wsbox::server::bind_listeners(config.listen, threads)
             .with_context(|| format!("listening on {}", config.listen))?;
-        let local = listener
-            .local_addr()
-            .context("reading the listen address")?;
+        let local = listeners
+            .first()
+            .map(std::net::TcpListener::local_addr)
+            .transpose()
+            .context("reading the listen address")?
+            .unwrap_or(config.listen);
         // Bad TLS files stop the start before the port opens.
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(CertStore::load(cert, key)?),
@@ -295,11 +384,12 @@ fn serve(
         tracing::info!(
             app = %app.display(),
             version,
+            threads,
             "listening on {}://{local}",
             if tls.is_some() { "wss" } else { "ws" }
         );
         server
-            .serve(listener, shutdown_signal())
+            .serve(listeners, shutdown_signal())
             .await
             .context("serving")
     })

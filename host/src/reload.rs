@@ -8,7 +8,9 @@
 //!   arrives as several events compiles once.
 //! - A version whose bytes hash to the running version is skipped.
 //! - A version that does not compile or does not fit the world is refused
-//!   with one error line saying why; the running version keeps serving.
+//!   with one error line saying why; the running version keeps serving. So
+//!   is one that needs more per connection than the instance pool was sized
+//!   for at start (`runtime::PoolPlan::admit`), before it compiles.
 //! - Live connections keep the instance they started with; with
 //!   `--drain-after`, those still on an older version are closed with 1012
 //!   (service restart) that long after the swap.

@@ -4,6 +4,9 @@
 //! folder is not a bench target of its own).
 #![allow(dead_code)] // each bench uses a different part of this module
 
+pub mod echo_client;
+pub mod peers;
+
 use std::fs;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream as StdTcpStream};
@@ -52,6 +55,18 @@ pub fn guest_path(name: &str) -> PathBuf {
         by_tests
     } else {
         built
+    }
+}
+
+/// A path given on the command line. `cargo bench` runs a bench in the package's directory
+/// (`host/`), so a relative path that is not there is taken from the workspace root, where the
+/// user most likely typed it.
+pub fn user_path(text: &str) -> PathBuf {
+    let path = PathBuf::from(text);
+    if path.is_relative() && !path.exists() {
+        workspace_root().join(path)
+    } else {
+        path
     }
 }
 
@@ -184,8 +199,8 @@ impl Common {
                 "--seconds" => self.seconds = flag.number()?,
                 "--warmup" => self.warmup = flag.number()?,
                 "--only" => self.only = Some(Kind::parse(&flag.value()?)?),
-                "--host-bin" => self.host_bin = flag.value()?.into(),
-                "--guest" => self.guest = flag.value()?.into(),
+                "--host-bin" => self.host_bin = user_path(&flag.value()?),
+                "--guest" => self.guest = user_path(&flag.value()?),
                 "--host-arg" => self.host_args.push(flag.value()?),
                 "--client-threads" => self.client_threads = flag.number()?,
                 "--native-as-wsbox" => self.native_as_wsbox = true,
@@ -409,11 +424,14 @@ impl Kind {
 
 /// The hidden flag that makes a bench binary its own native peer: `--serve-native ADDR`.
 pub const SERVE_NATIVE: &str = "--serve-native";
+/// The hidden flag that makes a bench binary one of the shared native echo servers of
+/// [`peers`]: `--serve-peer NAME ADDR`.
+pub const SERVE_PEER: &str = "--serve-peer";
 
 /// A bench's `main`: with [`SERVE_NATIVE`] `ADDR` among the arguments it runs `serve(ADDR)`, the
-/// bench's native server; else it runs the bench with the options `parse` makes of the arguments,
-/// or prints `usage` if `parse` says help was asked for (`None`). An error is printed and exits
-/// with status 1.
+/// bench's native server, and with [`SERVE_PEER`] `NAME ADDR` the [`peers::Peer`] `NAME`; else it
+/// runs the bench with the options `parse` makes of the arguments, or prints `usage` if `parse`
+/// says help was asked for (`None`). An error is printed and exits with status 1.
 pub fn bench_main<O>(
     usage: &str,
     serve: impl FnOnce(&str) -> Result<()>,
@@ -421,12 +439,13 @@ pub fn bench_main<O>(
     bench: impl FnOnce(&O) -> Result<()>,
 ) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().position(|a| a == SERVE_NATIVE) {
-        Some(i) => match args.get(i + 1) {
-            Some(addr) => serve(addr),
-            None => Err(anyhow::anyhow!("{SERVE_NATIVE} needs an address")),
-        },
-        None => parse(args).and_then(|options| match options {
+    let after = |flag: &str| args.iter().position(|a| a == flag).map(|i| &args[i + 1..]);
+    let result = match (after(SERVE_NATIVE), after(SERVE_PEER)) {
+        (Some([addr, ..]), _) => serve(addr),
+        (_, Some([name, addr, ..])) => peers::Peer::parse(name).and_then(|peer| peer.serve(addr)),
+        (Some(_), _) => Err(anyhow::anyhow!("{SERVE_NATIVE} needs an address")),
+        (_, Some(_)) => Err(anyhow::anyhow!("{SERVE_PEER} needs a name and an address")),
+        (None, None) => parse(args).and_then(|options| match options {
             Some(options) => bench(&options),
             None => {
                 print!("{usage}");
@@ -468,6 +487,14 @@ pub fn native_command(addr: SocketAddr) -> Result<Command> {
     let exe = std::env::current_exe().context("locating the bench binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg(SERVE_NATIVE).arg(addr.to_string());
+    Ok(cmd)
+}
+
+/// This bench binary, re-executed as the shared native echo server `peer` listening on `addr`.
+pub fn peer_command(peer: peers::Peer, addr: SocketAddr) -> Result<Command> {
+    let exe = std::env::current_exe().context("locating the bench binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(SERVE_PEER).arg(peer.name()).arg(addr.to_string());
     Ok(cmd)
 }
 
@@ -561,6 +588,30 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
     Ok(kib.parse()?)
 }
 
+/// Open file descriptors of a process (entries of `/proc/PID/fd`).
+pub fn fd_count(pid: u32) -> Result<usize> {
+    let path = format!("/proc/{pid}/fd");
+    Ok(fs::read_dir(&path)
+        .with_context(|| format!("reading {path}"))?
+        .count())
+}
+
+/// Memory mappings of a process (lines of `/proc/PID/maps`), against `vm.max_map_count`.
+pub fn map_count(pid: u32) -> Result<usize> {
+    let path = format!("/proc/{pid}/maps");
+    Ok(fs::read_to_string(&path)
+        .with_context(|| format!("reading {path}"))?
+        .lines()
+        .count())
+}
+
+/// The kernel's limit on memory mappings per process, `vm.max_map_count`.
+pub fn max_map_count() -> Result<usize> {
+    let path = "/proc/sys/vm/max_map_count";
+    let text = fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    number("vm.max_map_count", text.trim())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
@@ -582,6 +633,21 @@ impl Sample {
             client_ticks: cpu_ticks(std::process::id())?,
         })
     }
+}
+
+/// Waits `warmup` seconds, then measures a window of `seconds`: what `completed` (a running count)
+/// and the CPU time of server `pid` and of this process advanced by meanwhile.
+pub fn measure_window(
+    completed: impl Fn() -> u64,
+    server_pid: u32,
+    warmup: f64,
+    seconds: f64,
+) -> Result<Window> {
+    thread::sleep(Duration::from_secs_f64(warmup));
+    let start = Sample::take(completed(), server_pid)?;
+    thread::sleep(Duration::from_secs_f64(seconds));
+    let end = Sample::take(completed(), server_pid)?;
+    Ok(Window::between(&start, &end))
 }
 
 /// One measured window: echoes completed, and the CPU time server and clients used meanwhile.
@@ -864,6 +930,36 @@ impl Conn {
         {}
         Ok(())
     }
+
+    /// After the closing handshake: waits (bounded by [`CLOSE_TIMEOUT`]) for the server to close
+    /// TCP, discarding anything it still sends. The side that closes first keeps the TIME_WAIT
+    /// state; were it the client, a bench opening thousands of connections a second would run
+    /// out of local ports.
+    pub async fn closed(&mut self) -> Result<()> {
+        let drain = async {
+            while self.stream.read(&mut self.buf).await? > 0 {}
+            std::io::Result::Ok(())
+        };
+        timeout(CLOSE_TIMEOUT, drain)
+            .await
+            .context("the server did not close TCP after the closing handshake")?
+            .context("reading to EOF")
+    }
+}
+
+/// Handles a server frame that is not a data message: a ping's pong is appended to `control` (to
+/// be sent), a pong is ignored, and a close or an unknown opcode is an error.
+pub fn control_frame(opcode: u8, payload: &[u8], control: &mut Vec<u8>) -> Result<()> {
+    match opcode {
+        OP_PING => control.extend(client_frame(0, OP_PONG, payload)),
+        OP_PONG => {}
+        OP_CLOSE => bail!(
+            "the server closed the connection: {}",
+            describe_close(payload)
+        ),
+        opcode => bail!("unexpected frame, opcode {opcode:#x}"),
+    }
+    Ok(())
 }
 
 /// What a close frame's payload says: its code and reason.

@@ -7,8 +7,18 @@
 //! CPU budget bookkeeping is done in one place for every import, wsbox's and
 //! WASI's alike: a store call hook notes when the guest gets control back
 //! from the host, and the epoch callback measures from there.
+//!
+//! The pooling allocator is sized to the guest, not by fixed ratios: before
+//! the first component compiles, [`measure`] reads from its bytes what one
+//! connection costs (core instances, memories, tables), and [`PoolPlan`]
+//! reserves that (with a floor, `--pool-core-instances`) for every
+//! connection allowed. The per-component limits are that reservation, and a
+//! later component that needs more is refused before it compiles
+//! ([`PoolPlan::admit`]), so the pool never runs out below
+//! `--max-connections`.
 
 mod bindings;
+mod footprint;
 mod host_impl;
 mod limits;
 mod state;
@@ -23,15 +33,13 @@ use std::time::Duration;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
-use wasmtime::{
-    Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    UpdateDeadline,
-};
+use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, Store, UpdateDeadline};
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::session::{ConnectionHandle, GuestFailure, GuestOutcome};
 use bindings::{HandlerPre, PendingConnectionResource};
+pub use footprint::{Cost, DoesNotFit, Footprint, FootprintError, PoolPlan, SPARE_SLOTS, measure};
 use limits::GuestLimiter;
 pub use state::GuestState;
 
@@ -62,6 +70,8 @@ pub struct GuestReport {
     pub imports: Vec<(String, String)>,
     /// Its exports: name and a short description of the item.
     pub exports: Vec<(String, String)>,
+    /// What one connection of it costs, and the interfaces it imports.
+    pub footprint: Footprint,
 }
 
 /// The engine and linker shared by every guest and connection.
@@ -74,13 +84,18 @@ pub struct Runtime {
     cpu_budget_ticks: Option<u64>,
     /// Where instantiation times go, with `--metrics-listen`.
     metrics: OnceLock<Arc<Metrics>>,
+    /// What the instance pool holds per connection.
+    pool: PoolPlan,
 }
 
 impl Runtime {
-    /// Configure the engine (pooling allocator sized from the connection
-    /// limit, epoch interruption, compilation cache) and link WASI and the
-    /// wsbox world.
-    pub fn new(config: Arc<ServerConfig>) -> wasmtime::Result<Self> {
+    /// Configure the engine (pooling allocator sized for the connection
+    /// limit of a component costing `cost`, see [`PoolPlan`]; epoch
+    /// interruption, compilation cache) and link WASI and the wsbox world.
+    ///
+    /// `cost` is the first app's ([`measure`]); components loaded later
+    /// must fit what the pool was sized for.
+    pub fn new(config: Arc<ServerConfig>, cost: &Cost) -> wasmtime::Result<Self> {
         let mut wasm_config = wasmtime::Config::new();
         wasm_config.wasm_component_model(true);
         wasm_config.epoch_interruption(true);
@@ -102,15 +117,20 @@ impl Runtime {
         wasm_config.memory_reservation(guest_memory);
         wasm_config.memory_guard_size(64 << 10);
         wasm_config.memory_reservation_for_growth(0);
-        let slots = u32::try_from(config.max_connections.saturating_add(16)).unwrap_or(u32::MAX);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_memories(slots)
-            .total_tables(slots.saturating_mul(4))
-            .total_core_instances(slots.saturating_mul(8))
-            .total_stacks(slots)
-            .max_memory_size(config.guest_memory);
-        wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Zeroing a finished connection's fiber stack decommits it (no
+        // `async_stack_keep_resident`): its pages go back to the system
+        // rather than stay resident in an unused pool slot, and the next
+        // guest cannot read what the last one left there.
+        wasm_config.async_stack_zeroing(true);
+        let pool = PoolPlan::new(
+            config.max_connections,
+            config.pool_core_instances,
+            config.guest_memory,
+            cost,
+        );
+        wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+            pool.allocation_config(),
+        ));
         let engine = Engine::new(&wasm_config).context("configuring the wasm engine")?;
 
         let mut linker = Linker::new(&engine);
@@ -137,7 +157,13 @@ impl Runtime {
             ticks,
             cpu_budget_ticks,
             metrics: OnceLock::new(),
+            pool,
         })
+    }
+
+    /// What the instance pool holds per connection, and for how many.
+    pub fn pool(&self) -> &PoolPlan {
+        &self.pool
     }
 
     /// Record instantiation times into `metrics` from now on (once).
@@ -145,23 +171,18 @@ impl Runtime {
         let _ = self.metrics.set(metrics);
     }
 
-    /// Compile and link a component from a file.
-    pub fn load(&self, path: &Path) -> wasmtime::Result<Guest> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        self.load_bytes(&bytes)
-            .with_context(|| format!("loading {}", path.display()))
-    }
-
     /// Compile and link a component from its bytes. Blocks while it
     /// compiles (unless the cache has it): call it off the async threads.
+    /// A component that does not fit the pool ([`PoolPlan::admit`]) is
+    /// refused before it compiles.
     pub fn load_bytes(&self, bytes: &[u8]) -> wasmtime::Result<Guest> {
-        self.load_component(bytes).map(|(guest, _)| guest)
+        self.load_component(bytes).map(|(guest, ..)| guest)
     }
 
     /// Compile and link a component and describe its imports and exports
     /// (`host check`).
     pub fn check_bytes(&self, bytes: &[u8]) -> wasmtime::Result<GuestReport> {
-        let (guest, component) = self.load_component(bytes)?;
+        let (guest, component, footprint) = self.load_component(bytes)?;
         let ty = component.component_type();
         let imports = ty
             .imports(&self.engine)
@@ -175,10 +196,21 @@ impl Runtime {
             version: guest.version().to_owned(),
             imports,
             exports,
+            footprint,
         })
     }
 
-    fn load_component(&self, bytes: &[u8]) -> wasmtime::Result<(Guest, Component)> {
+    fn load_component(&self, bytes: &[u8]) -> wasmtime::Result<(Guest, Component, Footprint)> {
+        // Sized up before compiling: refusing is cheap, compiling is not.
+        let footprint = match measure(bytes) {
+            Ok(footprint) => footprint,
+            // wasmtime's own parser says best what is wrong with it.
+            Err(error) => {
+                Component::new(&self.engine, bytes).context("compiling the component")?;
+                return Err(error.into());
+            }
+        };
+        self.pool.admit(&footprint.cost)?;
         let component = Component::new(&self.engine, bytes).context("compiling the component")?;
         let instance_pre = self
             .linker
@@ -190,7 +222,7 @@ impl Runtime {
             pre,
             version: version_of(bytes).into(),
         };
-        Ok((guest, component))
+        Ok((guest, component, footprint))
     }
 
     /// Run `guest` for one connection: instantiate it and call `handle`.

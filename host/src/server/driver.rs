@@ -7,8 +7,18 @@
 //! free: the reader decodes everything one `read` returned, the guest drains
 //! it and queues its answers, and the writer sends everything queued in one
 //! `write` when the guest blocks again.
+//!
+//! Each of the three parts has a waker of its own, so a wake-up polls only
+//! the part it was for: resuming the guest's fiber to find it still waiting
+//! costs two stack switches, and a plain `join!` would pay them for every
+//! socket write and every read that was not for the guest.
+
+use std::future::Future;
+use std::pin::Pin;
 
 use bytes::BytesMut;
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 
@@ -16,27 +26,88 @@ use crate::metrics::{Metrics, TRAFFIC_FLUSH_INTERVAL};
 use crate::protocol::connection::{Connection, ReadStatus, TimeoutAction, WriteStatus};
 use crate::session::ConnectionHandle;
 
-/// Size of each socket read; the buffer grows only while a frame needs it.
-const READ_CHUNK: usize = 64 << 10;
+/// A connection's read size while its peer sends little, and the size its
+/// buffer shrinks back to: an idle connection holds this much (mostly
+/// untouched, so mostly not resident), not the largest read it ever made.
+const READ_MIN: usize = 4 << 10;
 
-/// Drive `conn`'s socket until the connection is over: the closing
-/// handshake done, the peer gone, or the close timeout passed. `leftover`
-/// holds bytes read behind the opening handshake (the client's first
-/// frames). With `metrics`, the connection's traffic is added to them now
-/// and then (what is left at its end is the caller's to add).
-pub async fn run_io<S>(
+/// The largest single read: reads double up to this while each one fills
+/// the buffer (a peer streaming large messages).
+const READ_MAX: usize = 64 << 10;
+
+/// How much the next read asks for: [`READ_MIN`] while the peer sends
+/// little, doubling to [`READ_MAX`] while reads fill what was offered, and
+/// back to [`READ_MIN`] after a small read or once the connection is idle.
+#[derive(Debug)]
+struct ReadSizing {
+    next: usize,
+}
+
+impl ReadSizing {
+    fn new() -> Self {
+        Self { next: READ_MIN }
+    }
+
+    /// Make room in `buf` for the next read; the room offered.
+    fn prepare(&self, buf: &mut BytesMut) -> usize {
+        if buf.capacity() - buf.len() < self.next {
+            buf.reserve(self.next);
+        }
+        buf.capacity() - buf.len()
+    }
+
+    /// Learn from a read of `read` bytes into `offered` bytes of room.
+    fn after_read(&mut self, read: usize, offered: usize) {
+        if read >= offered {
+            self.next = (self.next * 2).min(READ_MAX);
+        } else if read < READ_MIN {
+            self.next = READ_MIN;
+        }
+    }
+
+    /// With `buf` empty and the peer sending little (or gone quiet), give
+    /// back a buffer a burst had grown.
+    fn shrink(&mut self, buf: &mut BytesMut, idle: bool) {
+        if idle {
+            self.next = READ_MIN;
+        }
+        if buf.is_empty() && self.next == READ_MIN && buf.capacity() > 2 * READ_MIN {
+            *buf = BytesMut::new();
+        }
+    }
+}
+
+/// Drive `conn`'s socket, beside its guest, until both are over: the
+/// closing handshake done, the peer gone, or the close timeout passed, and
+/// the guest returned. `leftover` holds bytes read behind the opening
+/// handshake (the client's first frames). With `metrics`, the connection's
+/// traffic is added to them now and then (what is left at its end is the
+/// caller's to add).
+pub async fn run_io<S, G>(
     conn: &ConnectionHandle,
     stream: S,
     leftover: BytesMut,
     metrics: Option<&Metrics>,
+    guest: G,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    G: Future<Output = ()> + Send,
 {
     let (read_half, write_half) = tokio::io::split(stream);
-    tokio::join!(
-        read_loop(conn, read_half, leftover, TrafficFlush::new(metrics)),
-        write_loop(conn, write_half, TrafficFlush::new(metrics))
-    );
+    let parts: [Pin<Box<dyn Future<Output = ()> + Send + '_>>; 3] = [
+        Box::pin(guest),
+        Box::pin(read_loop(
+            conn,
+            read_half,
+            leftover,
+            TrafficFlush::new(metrics),
+        )),
+        Box::pin(write_loop(conn, write_half, TrafficFlush::new(metrics))),
+    ];
+    // `FuturesUnordered` gives each part its own waker and polls only the
+    // woken ones (see the module docs).
+    let mut parts: FuturesUnordered<_> = parts.into_iter().collect();
+    while parts.next().await.is_some() {}
 }
 
 /// Adds a connection's traffic to the metrics at most once per
@@ -88,6 +159,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut buf: BytesMut,
     mut flush: TrafficFlush<'_>,
 ) {
+    let mut sizing = ReadSizing::new();
     loop {
         let notified = conn.reader_notified();
         let now = Instant::now().into_std();
@@ -109,9 +181,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
             ReadStatus::Read | ReadStatus::Paused => {}
         }
         let reading = status != ReadStatus::Paused;
-        if reading && buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
+        sizing.shrink(&mut buf, false);
+        let offered = if reading { sizing.prepare(&mut buf) } else { 0 };
         let wake_at = deadline.map(Instant::from_std);
         tokio::select! {
             read = socket.read_buf(&mut buf), if reading => match read {
@@ -120,7 +191,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     conn.with_state(|state| state.receive_eof());
                     return;
                 }
-                Ok(_) => {
+                Ok(read) => {
+                    sizing.after_read(read, offered);
                     let now = Instant::now().into_std();
                     conn.with_state(|state| state.heard_from_peer(now));
                 }
@@ -143,7 +215,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                         conn = conn.id(),
                         "peer did not answer our close in time"
                     ),
-                    TimeoutAction::Pinged | TimeoutAction::Nothing => {}
+                    TimeoutAction::Pinged => sizing.shrink(&mut buf, true),
+                    TimeoutAction::Nothing => {}
                 }
             }
         }
@@ -190,7 +263,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         batch.clear();
         // Give back a huge buffer rather than keep it for the connection's
         // whole life.
-        if batch.capacity() > 4 * READ_CHUNK {
+        if batch.capacity() > 4 * READ_MAX {
             batch = Vec::new();
         }
         conn.with_state(|state| state.wrote());
@@ -230,6 +303,48 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             broker: None,
         });
         ConnectionHandle::new(1, remote, request, Arc::new(config), 1 << 20, topics)
+    }
+
+    #[test]
+    fn reads_double_while_they_fill_and_drop_back_after_a_small_one() {
+        let mut sizing = ReadSizing::new();
+        let mut buf = BytesMut::new();
+        assert!(sizing.prepare(&mut buf) >= READ_MIN);
+        let mut asked = Vec::new();
+        for _ in 0..6 {
+            sizing.after_read(sizing.next, sizing.next);
+            asked.push(sizing.next >> 10);
+        }
+        assert_eq!(asked, [8, 16, 32, 64, 64, 64]);
+        // A grown buffer still holding part of a frame is kept...
+        sizing.prepare(&mut buf);
+        buf.extend_from_slice(b"partial frame");
+        sizing.after_read(13, READ_MAX);
+        sizing.shrink(&mut buf, false);
+        assert!(buf.capacity() >= READ_MAX);
+        // ...and given back once empty after a small read.
+        buf.clear();
+        sizing.shrink(&mut buf, false);
+        assert_eq!(buf.capacity(), 0);
+        assert_eq!(sizing.prepare(&mut buf), buf.capacity());
+        assert!(buf.capacity() < 2 * READ_MIN);
+    }
+
+    #[test]
+    fn an_idle_connection_gives_back_a_grown_read_buffer() {
+        let mut sizing = ReadSizing::new();
+        let mut buf = BytesMut::new();
+        for _ in 0..4 {
+            let offered = sizing.prepare(&mut buf);
+            sizing.after_read(offered, offered);
+        }
+        sizing.prepare(&mut buf);
+        // Reads that fill keep it large...
+        sizing.shrink(&mut buf, false);
+        assert!(buf.capacity() >= READ_MAX);
+        // ...until a keep-alive ping finds the connection idle.
+        sizing.shrink(&mut buf, true);
+        assert_eq!(buf.capacity(), 0);
     }
 
     fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
@@ -283,10 +398,14 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
 
     /// The connection's task: the echo guest and the driver, together.
     async fn serve_echo(conn: &ConnectionHandle, server: DuplexStream) {
-        tokio::join!(
+        run_io(
+            conn,
+            server,
+            BytesMut::new(),
+            None,
             echo_guest(conn.clone()),
-            run_io(conn, server, BytesMut::new(), None)
-        );
+        )
+        .await;
     }
 
     #[tokio::test(start_paused = true)]

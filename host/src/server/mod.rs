@@ -17,19 +17,22 @@ pub mod driver;
 mod plain;
 pub mod policy;
 pub mod tls;
+pub mod trim;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::{Buf, BytesMut};
+use socket2::{Domain, Protocol, Socket, Type};
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
@@ -62,6 +65,10 @@ pub struct Server {
     permits: Arc<Semaphore>,
     /// Open connections with the guest version each runs.
     live: Mutex<HashMap<u64, (String, ConnectionHandle)>>,
+    /// The most connections open at once since the memory trimmer last
+    /// looked (it samples once a second; a wave could open and close in
+    /// between).
+    peak_open: AtomicUsize,
     shutting_down: AtomicBool,
     /// Accepting connections (for `/readyz`).
     listening: AtomicBool,
@@ -99,6 +106,7 @@ impl Server {
             topics,
             config: ArcSwap::new(config),
             live: Mutex::new(HashMap::new()),
+            peak_open: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             metrics: OnceLock::new(),
@@ -207,20 +215,103 @@ impl Server {
             .len()
     }
 
-    /// Accept connections on `listener` until `shutdown` completes; then
+    /// Serve connections on `listeners` until `shutdown` completes; then
     /// stop accepting, close every connection with 1001 (going away) and
     /// wait up to the shutdown grace period for them to finish.
+    ///
+    /// Each listener gets a thread of its own running a single-threaded
+    /// event loop, which accepts connections and serves them until they
+    /// end: a connection, its guest and its socket never change threads,
+    /// so no wake-up on a connection's path crosses threads (the listeners
+    /// share one address through SO_REUSEPORT: [`bind_listeners`]).
     pub async fn serve(
         self: Arc<Self>,
-        listener: TcpListener,
+        listeners: Vec<std::net::TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let mut shutdown = std::pin::pin!(shutdown);
         self.listening.store(true, Ordering::SeqCst);
+        let server = Arc::downgrade(&self);
+        trim::spawn(move || {
+            let server = server.upgrade()?;
+            // Read the count before taking the peak: a connection opened
+            // in between raises the next peak, not this one's.
+            let open = server.open_connections();
+            Some((open, server.peak_open.swap(0, Ordering::Relaxed)))
+        });
+        // `stop`: the accept loops end; `drained`: the threads may end (and
+        // drop what connections are left).
+        let (stop_tx, stop) = watch::channel(false);
+        let (drained_tx, drained) = watch::channel(false);
+        let mut threads = Vec::with_capacity(listeners.len());
+        for (index, listener) in listeners.into_iter().enumerate() {
+            let server = self.clone();
+            let (stop, mut drained) = (stop.clone(), drained.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("wsbox-conn-{index}"))
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(runtime) => runtime,
+                        Err(error) => {
+                            tracing::error!(%error, "starting a connection thread");
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(listener) => server.accept_loop(listener, stop).await,
+                            Err(error) => tracing::error!(%error, "registering a listener"),
+                        }
+                        // This thread's connections live on its event loop.
+                        let _ = drained.wait_for(|drained| *drained).await;
+                    });
+                });
+            match thread {
+                Ok(thread) => threads.push(thread),
+                // The threads started so far still serve.
+                Err(error) => tracing::error!(%error, "starting a connection thread"),
+            }
+        }
+        if threads.is_empty() {
+            return Err(std::io::Error::other("no connection thread could start"));
+        }
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.listening.store(false, Ordering::SeqCst);
+        let closing =
+            self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
+        tracing::info!(connections = closing, "shutting down");
+        let config = self.config();
+        let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
+        let drained_in_time =
+            tokio::time::timeout(config.shutdown_grace, self.permits.acquire_many(all)).await;
+        match drained_in_time {
+            Ok(_) => tracing::info!("all connections closed"),
+            Err(_) => tracing::warn!(
+                connections = self.open_connections(),
+                "shutdown grace period over; dropping the connections left"
+            ),
+        }
+        let _ = drained_tx.send(true);
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+        Ok(())
+    }
+
+    /// Accept connections on `listener` until `stop` turns true, each served
+    /// by a task on this thread's event loop.
+    async fn accept_loop(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
-                () = &mut shutdown => break,
+                _ = stop.wait_for(|stop| *stop) => break,
             };
             let (stream, remote) = match accepted {
                 Ok(accepted) => accepted,
@@ -246,24 +337,6 @@ impl Server {
                 }
             }
         }
-        drop(listener);
-        self.shutting_down.store(true, Ordering::SeqCst);
-        self.listening.store(false, Ordering::SeqCst);
-        let closing =
-            self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
-        tracing::info!(connections = closing, "shutting down");
-        let config = self.config();
-        let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
-        let drained =
-            tokio::time::timeout(config.shutdown_grace, self.permits.acquire_many(all)).await;
-        match drained {
-            Ok(_) => tracing::info!("all connections closed"),
-            Err(_) => tracing::warn!(
-                connections = self.open_connections(),
-                "shutdown grace period over; dropping the connections left"
-            ),
-        }
-        Ok(())
     }
 
     /// Read the opening handshake by `deadline` (the handshake timeout
@@ -388,10 +461,12 @@ impl Server {
             config.write_buffer_high_water,
             self.topics.clone(),
         );
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, (version.clone(), conn.clone()));
+        let open = {
+            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.insert(id, (version.clone(), conn.clone()));
+            live.len()
+        };
+        self.peak_open.fetch_max(open, Ordering::Relaxed);
         let metrics = self.metrics().map(Arc::as_ref);
         if let Some(metrics) = metrics {
             metrics.connection_opened();
@@ -416,7 +491,7 @@ impl Server {
             }
             conn.guest_finished(&outcome);
         };
-        tokio::join!(guest_part, driver::run_io(&conn, stream, buf, metrics));
+        driver::run_io(&conn, stream, buf, metrics, guest_part).await;
         conn.leave_topics();
         let dropped = conn.with_state(|state| state.dropped_deliveries());
         if dropped > 0 {
@@ -530,4 +605,38 @@ async fn read_request<S: AsyncRead + Unpin>(
             return Err(ReadRequestError::Closed);
         }
     }
+}
+
+/// Bind `count` listening sockets to `addr`, sharing it through
+/// SO_REUSEPORT (the kernel spreads new connections over them), for
+/// [`Server::serve`]. Port 0 binds the first to a free port and the rest
+/// to the same one.
+///
+/// SO_REUSEPORT would also let a second server of the same user bind the
+/// same port and silently take half its connections: unless the port is
+/// 0, a plain bind first checks that nobody listens there yet.
+pub fn bind_listeners(
+    addr: SocketAddr,
+    count: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    if addr.port() != 0 {
+        drop(std::net::TcpListener::bind(addr)?);
+    }
+    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        let at = match listeners.first() {
+            Some(first) => first.local_addr()?,
+            None => addr,
+        };
+        let socket = Socket::new(Domain::for_address(at), Type::STREAM, Some(Protocol::TCP))?;
+        // What tokio's `TcpListener::bind` sets too: a restart need not
+        // wait for the last run's connections in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&at.into())?;
+        socket.listen(1024)?;
+        listeners.push(socket.into());
+    }
+    Ok(listeners)
 }

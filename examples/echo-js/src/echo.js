@@ -1,0 +1,12 @@
+// The smallest wsbox guest in JavaScript: accept every connection and send
+// each message back until the client closes (examples/echo, in JS).
+import { handler } from "wsbox-guest";
+
+export const handle = handler((pending) => {
+  const conn = pending.accept();
+  for (;;) {
+    // Throws the client's close (CloseRequest) or ConnectionClosed, which
+    // ends the handler normally.
+    conn.send(conn.receive());
+  }
+});
