@@ -148,6 +148,12 @@ impl Host {
 
     /// Like [`Host::start`] with a component path.
     pub fn start_path(guest_path: &Path, args: &[&str]) -> Host {
+        Host::start_path_within(guest_path, args, Duration::from_secs(120))
+    }
+
+    /// Like [`Host::start_path`], waiting up to `wait` for it to listen (a
+    /// large component takes long to compile on a loaded machine).
+    pub fn start_path_within(guest_path: &Path, args: &[&str], wait: Duration) -> Host {
         let mut child = Command::new(env!("CARGO_BIN_EXE_host"))
             .arg("serve")
             .arg(guest_path)
@@ -182,7 +188,7 @@ impl Host {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+        let addr = match rx.recv_timeout(wait) {
             Ok(addr) => addr.parse().expect("the host logs a socket address"),
             Err(_) => {
                 let _ = child.kill();

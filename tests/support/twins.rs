@@ -2,7 +2,8 @@
 //! guest is written in: each takes a host serving one implementation of an
 //! example (the Rust guest, or its twin in another language) and panics
 //! where it misbehaves. The Rust examples' tests and their twins' tests
-//! call the same functions, so the twins are held to the same checks.
+//! call the same functions, so the twins are held to the same checks
+//! (`tests/js_guests.rs`, `tests/python_guests.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -109,12 +110,13 @@ pub mod echo {
     }
 }
 
-/// `examples/auth`: 401 without `?token=secret`; `chat.v1` if offered;
-/// `welcome`, echo, and 4000 on `bye`.
+/// `examples/auth`: 401 without `?token=secret` (percent-decoded);
+/// `chat.v1` if offered; `welcome`, echo, and 4000 on `bye`.
 pub mod auth {
     use super::*;
 
-    /// Without a token: 401, a Bearer challenge and a body.
+    /// Without a token: 401, the challenge `Bearer realm="wsbox"` and the
+    /// body `missing or invalid token` (the same in every twin).
     pub async fn no_token_gets_401_a_challenge_and_a_body(host: &Host) {
         let error = tokio_tungstenite::connect_async(host.url("/"))
             .await
@@ -127,9 +129,11 @@ pub mod auth {
             .headers()
             .get("www-authenticate")
             .expect("a challenge header");
-        assert!(challenge.to_str().unwrap().starts_with("Bearer"));
-        let body = response.body().as_ref().expect("a body");
-        assert!(!body.is_empty());
+        assert_eq!(challenge.to_str().unwrap(), r#"Bearer realm="wsbox""#);
+        assert_eq!(
+            response.body().as_deref(),
+            Some(&b"missing or invalid token\n"[..])
+        );
     }
 
     /// The rejection is a complete HTTP response: the body is as long as
@@ -149,7 +153,8 @@ pub mod auth {
         assert_eq!(body.len(), length);
     }
 
-    /// `chat.v1` among the offers is chosen; then `welcome` and an echo.
+    /// `chat.v1` among the offers is chosen; then `welcome`, and text and
+    /// binary messages are echoed.
     pub async fn the_offered_subprotocol_is_chosen(host: &Host) {
         let mut request = host.url("/?token=secret").into_client_request().unwrap();
         request.headers_mut().insert(
@@ -162,13 +167,16 @@ pub mod auth {
             "chat.v1"
         );
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("welcome"));
-        ws.send(Message::text("hi")).await.unwrap();
-        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hi"));
+        for message in [Message::text("hi"), Message::binary(vec![0, 1, 2])] {
+            ws.send(message.clone()).await.unwrap();
+            assert_eq!(ws.next().await.unwrap().unwrap(), message);
+        }
     }
 
-    /// Without an offer, no subprotocol is answered.
+    /// Without an offer, no subprotocol is answered. The token is sent
+    /// percent-encoded (`%73ecret`): the guest compares the decoded value.
     pub async fn no_subprotocol_without_an_offer(host: &Host) {
-        let (_ws, response) = tokio_tungstenite::connect_async(host.url("/?token=secret"))
+        let (_ws, response) = tokio_tungstenite::connect_async(host.url("/?token=%73ecret"))
             .await
             .unwrap();
         assert!(response.headers().get("sec-websocket-protocol").is_none());

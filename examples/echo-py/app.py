@@ -1,0 +1,15 @@
+"""The smallest wsbox guest in Python: accept every connection and send each
+message back until the client closes (the twin of examples/echo)."""
+
+import wsbox
+
+
+def handle(pending: wsbox.PendingConnection) -> None:
+    conn = pending.accept()
+    while True:
+        # Raises the client's CloseRequest (or ConnectionClosed), which ends
+        # the handler normally.
+        conn.send(conn.receive())
+
+
+WitWorld = wsbox.export_handler(handle)
