@@ -1,28 +1,19 @@
 //! What one connection of a component costs the instance pool, read from
 //! the component's bytes before it is compiled, and the pool sized from it.
 //!
-//! Counted the way wasmtime's pooling allocator counts when it checks a
-//! component (`validate_component` in wasmtime 48): one core instance for
-//! every instantiation of a core module, nested components included (as
-//! often as they are instantiated); the memories and tables those modules
-//! *define* (an imported one belongs to the instance that defined it).
-//! Instances made of exports (`(core instance (export ...))`) cost
-//! nothing. A module the component imports, or takes from a component
-//! instance's exports, counts as one core instance whose memories and
-//! tables are unknown.
-//!
-//! Not counted: the adapter modules wasmtime generates when two components
-//! *nested inside* the app call each other (apps built by `cargo`,
-//! componentize-py or componentize-js have none). The pool's per-component
-//! limits are set to the reservation, so wasmtime itself refuses such a
-//! component at load if they push it over, rather than the pool running out
-//! later.
+//! Counted over what wasmtime's pooling allocator counts when it checks a
+//! component (`validate_component` in wasmtime 48): wasmtime-environ's
+//! translation of the component, whose flat list of initializers holds one
+//! instantiation per core instance, nested components included (as often
+//! as they are instantiated) and the adapter modules wasmtime generates
+//! between them (componentize-js's QuickJS build has one); the memories and
+//! tables those modules *define* (an imported one belongs to the instance
+//! that defined it). Instances made of exports cost nothing; an imported
+//! module counts as one core instance whose memories and tables are
+//! unknown.
 
 use thiserror::Error;
-use wasmparser::{
-    ComponentAlias, ComponentExternalKind, ComponentInstance, ComponentOuterAliasKind,
-    ComponentTypeRef, Encoding, Instance, Parser, Payload,
-};
+use wasmparser::{Encoding, Parser, Payload};
 use wasmtime::PoolingAllocationConfig;
 
 /// Slots the pool holds beyond `--max-connections`: instances still being
@@ -53,32 +44,6 @@ pub struct Cost {
     pub tables_per_module: u32,
     /// Most elements one table starts with.
     pub largest_table: u64,
-}
-
-impl Cost {
-    /// A module whose definitions are unknown (imported): one instance.
-    const OPAQUE_MODULE: Cost = Cost {
-        core_instances: 1,
-        memories: 0,
-        tables: 0,
-        memory_bytes: 0,
-        table_elements: 0,
-        memories_per_module: 0,
-        tables_per_module: 0,
-        largest_table: 0,
-    };
-
-    /// Add the cost of one more instance of `other`.
-    fn add(&mut self, other: &Cost) {
-        self.core_instances = self.core_instances.saturating_add(other.core_instances);
-        self.memories = self.memories.saturating_add(other.memories);
-        self.tables = self.tables.saturating_add(other.tables);
-        self.memory_bytes = self.memory_bytes.saturating_add(other.memory_bytes);
-        self.table_elements = self.table_elements.saturating_add(other.table_elements);
-        self.memories_per_module = self.memories_per_module.max(other.memories_per_module);
-        self.tables_per_module = self.tables_per_module.max(other.tables_per_module);
-        self.largest_table = self.largest_table.max(other.largest_table);
-    }
 }
 
 /// One connection's cost, and what the component imports.
@@ -112,14 +77,6 @@ pub enum FootprintError {
     /// wasmtime could not translate it (an invalid component).
     #[error("{0}")]
     Translate(String),
-    /// An index that points past what was defined before it.
-    #[error("{what} index {index} is out of range")]
-    BadIndex {
-        /// What kind of item.
-        what: &'static str,
-        /// The index.
-        index: u32,
-    },
 }
 
 /// What the instance pool holds for each connection, and for how many.
@@ -320,40 +277,52 @@ pub enum DoesNotFit {
     },
 }
 
-/// A component or module being read.
-enum Frame {
-    Module(Cost),
-    Component {
-        /// The core module index space: what instantiating each costs.
-        modules: Vec<Cost>,
-        /// The component index space: what instantiating each costs.
-        components: Vec<Cost>,
-        /// What instantiating this component costs, so far.
-        cost: Cost,
-    },
-}
-
 /// Read what one instance of the component in `bytes` costs the pool,
-/// without compiling it.
-///
-/// The core instances, memories and tables are counted the way the pooling
-/// allocator counts them when it admits a component: over wasmtime's own
-/// flattened list of instantiations, which also holds the adapter modules
-/// wasmtime generates between nested components (componentize-js's QuickJS
-/// build has one; reading the binary alone misses it).
+/// without compiling it: its imports from the binary, its cost from
+/// wasmtime's own translation (see the module docs).
 pub fn measure(bytes: &[u8]) -> Result<Footprint, FootprintError> {
-    let mut footprint = parse(bytes)?;
-    let instantiated =
+    let imports = outer_imports(bytes)?;
+    let cost =
         instantiations(bytes).map_err(|error| FootprintError::Translate(format!("{error:#}")))?;
-    footprint.cost.core_instances = instantiated.core_instances;
-    footprint.cost.memories = instantiated.memories;
-    footprint.cost.tables = instantiated.tables;
-    Ok(footprint)
+    Ok(Footprint { cost, imports })
 }
 
-/// Core instances, and the memories and tables they define, as wasmtime's
-/// pooling allocator counts them (`validate_component`): one per module
-/// instantiation in the translated component's initializers.
+/// The names of the outermost component's imports, in order.
+fn outer_imports(bytes: &[u8]) -> Result<Vec<String>, FootprintError> {
+    let mut imports = Vec::new();
+    // Nesting: every header (the outermost and each nested module's or
+    // component's) opens a level, every `End` closes one.
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload? {
+            Payload::Version { encoding, .. } => {
+                if depth == 0 && encoding != Encoding::Component {
+                    return Err(FootprintError::NotAComponent);
+                }
+                depth += 1;
+            }
+            Payload::ComponentImportSection(reader) if depth == 1 => {
+                for import in reader {
+                    imports.push(import?.name.name.to_owned());
+                }
+            }
+            Payload::End(_) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return Ok(imports);
+                }
+            }
+            _ => {}
+        }
+    }
+    // `parse_all` ends with the outermost `End` or an error.
+    Err(FootprintError::NotAComponent)
+}
+
+/// What one instance costs, as wasmtime's pooling allocator counts it
+/// (`validate_component`): one core instance per module instantiation in
+/// the translated component's initializers, and what each instantiated
+/// module defines.
 fn instantiations(bytes: &[u8]) -> wasmtime_environ::error::Result<Cost> {
     use wasmtime_environ::component::{
         ComponentTypesBuilder, GlobalInitializer, InstantiateModule, Translator,
@@ -364,234 +333,37 @@ fn instantiations(bytes: &[u8]) -> wasmtime_environ::error::Result<Cost> {
     let mut types = ComponentTypesBuilder::new(&validator);
     let (translation, modules) =
         Translator::new(&tunables, &mut validator, &mut types, &scope).translate(bytes)?;
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let mut cost = Cost::default();
     for init in &translation.component.initializers {
-        if let GlobalInitializer::InstantiateModule(instantiate, _) = init {
-            cost.core_instances = cost.core_instances.saturating_add(1);
-            if let InstantiateModule::Static(index, _) = instantiate {
-                let module = &modules[*index].module;
-                let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-                cost.memories = cost
-                    .memories
-                    .saturating_add(count(module.num_defined_memories()));
-                cost.tables = cost
-                    .tables
-                    .saturating_add(count(module.num_defined_tables()));
-            }
+        let GlobalInitializer::InstantiateModule(instantiate, _) = init else {
+            continue;
+        };
+        cost.core_instances = cost.core_instances.saturating_add(1);
+        // An imported module's definitions are unknown: one instance only.
+        let InstantiateModule::Static(index, _) = instantiate else {
+            continue;
+        };
+        let module = &modules[*index].module;
+        let memories = module.memories.values().skip(module.num_imported_memories);
+        for memory in memories {
+            let bytes = memory.minimum_byte_size().unwrap_or(u64::MAX);
+            cost.memory_bytes = cost.memory_bytes.saturating_add(bytes);
         }
+        for table in module.tables.values().skip(module.num_imported_tables) {
+            cost.table_elements = cost.table_elements.saturating_add(table.limits.min);
+            cost.largest_table = cost.largest_table.max(table.limits.min);
+        }
+        let (memories, tables) = (
+            count(module.num_defined_memories()),
+            count(module.num_defined_tables()),
+        );
+        cost.memories = cost.memories.saturating_add(memories);
+        cost.tables = cost.tables.saturating_add(tables);
+        cost.memories_per_module = cost.memories_per_module.max(memories);
+        cost.tables_per_module = cost.tables_per_module.max(tables);
     }
     Ok(cost)
-}
-
-/// The binary's own structure: imports, initial sizes, and a first count of
-/// instances (see [`measure`]).
-fn parse(bytes: &[u8]) -> Result<Footprint, FootprintError> {
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut imports = Vec::new();
-    for payload in Parser::new(0).parse_all(bytes) {
-        let payload = payload?;
-        // Only the outermost component's imports are the app's.
-        let outermost = stack.len() == 1;
-        match payload {
-            // The outermost header; nested ones come after their section.
-            Payload::Version { encoding, .. } if stack.is_empty() => {
-                if encoding != Encoding::Component {
-                    return Err(FootprintError::NotAComponent);
-                }
-                stack.push(Frame::component());
-            }
-            Payload::ModuleSection { .. } => stack.push(Frame::Module(Cost {
-                core_instances: 1,
-                ..Cost::default()
-            })),
-            Payload::ComponentSection { .. } => stack.push(Frame::component()),
-            Payload::MemorySection(reader) => {
-                if let Some(Frame::Module(cost)) = stack.last_mut() {
-                    for memory in reader {
-                        let memory = memory?;
-                        let page = 1u64 << memory.page_size_log2.unwrap_or(16).min(63);
-                        cost.memories = cost.memories.saturating_add(1);
-                        cost.memory_bytes = cost
-                            .memory_bytes
-                            .saturating_add(memory.initial.saturating_mul(page));
-                    }
-                    cost.memories_per_module = cost.memories;
-                }
-            }
-            Payload::TableSection(reader) => {
-                if let Some(Frame::Module(cost)) = stack.last_mut() {
-                    for table in reader {
-                        let initial = table?.ty.initial;
-                        cost.tables = cost.tables.saturating_add(1);
-                        cost.table_elements = cost.table_elements.saturating_add(initial);
-                        cost.largest_table = cost.largest_table.max(initial);
-                    }
-                    cost.tables_per_module = cost.tables;
-                }
-            }
-            Payload::InstanceSection(reader) => {
-                let (modules, _, cost) = top_component(&mut stack)?;
-                for instance in reader {
-                    if let Instance::Instantiate { module_index, .. } = instance? {
-                        cost.add(lookup(modules, module_index, "core module")?);
-                    }
-                }
-            }
-            Payload::ComponentInstanceSection(reader) => {
-                let (_, components, cost) = top_component(&mut stack)?;
-                for instance in reader {
-                    if let ComponentInstance::Instantiate {
-                        component_index, ..
-                    } = instance?
-                    {
-                        cost.add(lookup(components, component_index, "component")?);
-                    }
-                }
-            }
-            Payload::ComponentImportSection(reader) => {
-                let (modules, components, _) = top_component(&mut stack)?;
-                for import in reader {
-                    let import = import?;
-                    match import.ty {
-                        ComponentTypeRef::Module(_) => modules.push(Cost::OPAQUE_MODULE),
-                        ComponentTypeRef::Component(_) => components.push(Cost::default()),
-                        _ => {}
-                    }
-                    if outermost {
-                        imports.push(import.name.name.to_owned());
-                    }
-                }
-            }
-            Payload::ComponentExportSection(reader) => {
-                let (modules, components, _) = top_component(&mut stack)?;
-                // An export is a new index for the item it exports.
-                for export in reader {
-                    let export = export?;
-                    match export.kind {
-                        ComponentExternalKind::Module => {
-                            let cost = *lookup(modules, export.index, "core module")?;
-                            modules.push(cost);
-                        }
-                        ComponentExternalKind::Component => {
-                            let cost = *lookup(components, export.index, "component")?;
-                            components.push(cost);
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            Payload::ComponentAliasSection(reader) => {
-                for alias in reader {
-                    alias_into(&mut stack, alias?)?;
-                }
-            }
-            Payload::End(_) => match stack.pop() {
-                Some(Frame::Module(cost)) => top_component(&mut stack)?.0.push(cost),
-                Some(Frame::Component { cost, .. }) => match stack.last_mut() {
-                    Some(Frame::Component { components, .. }) => components.push(cost),
-                    Some(Frame::Module(_)) => return Err(FootprintError::NotAComponent),
-                    None => return Ok(Footprint { cost, imports }),
-                },
-                None => return Err(FootprintError::NotAComponent),
-            },
-            _ => {}
-        }
-    }
-    // `parse_all` ends with the outermost `End` or an error.
-    Err(FootprintError::NotAComponent)
-}
-
-impl Frame {
-    fn component() -> Frame {
-        Frame::Component {
-            modules: Vec::new(),
-            components: Vec::new(),
-            cost: Cost::default(),
-        }
-    }
-}
-
-/// The component being read (its module and component index spaces and its
-/// cost so far).
-fn top_component(
-    stack: &mut [Frame],
-) -> Result<(&mut Vec<Cost>, &mut Vec<Cost>, &mut Cost), FootprintError> {
-    match stack.last_mut() {
-        Some(Frame::Component {
-            modules,
-            components,
-            cost,
-        }) => Ok((modules, components, cost)),
-        _ => Err(FootprintError::NotAComponent),
-    }
-}
-
-fn lookup<'a>(
-    space: &'a [Cost],
-    index: u32,
-    what: &'static str,
-) -> Result<&'a Cost, FootprintError> {
-    usize::try_from(index)
-        .ok()
-        .and_then(|i| space.get(i))
-        .ok_or(FootprintError::BadIndex { what, index })
-}
-
-/// Add the module or component an alias names to the current component's
-/// index space.
-fn alias_into(stack: &mut [Frame], alias: ComponentAlias<'_>) -> Result<(), FootprintError> {
-    let (cost, is_module) = match alias {
-        ComponentAlias::Outer { kind, count, index } => {
-            let is_module = match kind {
-                ComponentOuterAliasKind::CoreModule => true,
-                ComponentOuterAliasKind::Component => false,
-                ComponentOuterAliasKind::CoreType | ComponentOuterAliasKind::Type => {
-                    return Ok(());
-                }
-            };
-            let outer = usize::try_from(count)
-                .ok()
-                .and_then(|count| stack.len().checked_sub(count.saturating_add(1)))
-                .and_then(|at| stack.get(at));
-            let Some(Frame::Component {
-                modules,
-                components,
-                ..
-            }) = outer
-            else {
-                return Err(FootprintError::BadIndex {
-                    what: "outer component",
-                    index: count,
-                });
-            };
-            let space = if is_module { modules } else { components };
-            let what = if is_module {
-                "core module"
-            } else {
-                "component"
-            };
-            (*lookup(space, index, what)?, is_module)
-        }
-        // Taken from a component instance's exports: not traced.
-        ComponentAlias::InstanceExport {
-            kind: ComponentExternalKind::Module,
-            ..
-        } => (Cost::OPAQUE_MODULE, true),
-        ComponentAlias::InstanceExport {
-            kind: ComponentExternalKind::Component,
-            ..
-        } => (Cost::default(), false),
-        ComponentAlias::InstanceExport { .. } | ComponentAlias::CoreInstanceExport { .. } => {
-            return Ok(());
-        }
-    };
-    let (modules, components, _) = top_component(stack)?;
-    if is_module {
-        modules.push(cost);
-    } else {
-        components.push(cost);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -738,7 +510,7 @@ mod tests {
         let bad = component(&[core_instances(&[Some(4)])]);
         assert!(matches!(
             measure(&bad),
-            Err(FootprintError::BadIndex { index: 4, .. })
+            Err(FootprintError::Translate(message)) if message.contains("module index out of bounds")
         ));
     }
 
