@@ -1,7 +1,8 @@
 //! One connection's rules (`protocol::connection::Connection`) driven by a
 //! script: the input is read as a sequence of operations (peer bytes, valid
 //! peer frames, guest calls, host closes, topic deliveries, time passing,
-//! the writer draining, end of stream).
+//! the writer draining, in pieces as a socket may take them, end of
+//! stream).
 //!
 //! Invariants:
 //! - nothing panics, whatever the order of operations;
@@ -15,6 +16,7 @@
 
 #![no_main]
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ use wsbox::protocol::connection::{
     WriteStatus,
 };
 use wsbox::protocol::fanout::Published;
+use wsbox::protocol::outbox::Outbox;
 use wsbox::protocol::frame::{OpCode, apply_mask, decode_header, encode_header};
 use wsbox::protocol::handshake::{HandshakeLimits, parse_request};
 use wsbox::protocol::{CloseCode, deflate::DeflateConfig};
@@ -114,7 +117,7 @@ fuzz_target!(|data: &[u8]| {
     let mut conn = Connection::new(config, now);
     let mut buf = BytesMut::new();
     let mut written = Written::default();
-    let mut batch = Vec::new();
+    let mut batch = Outbox::new();
     let deflate = DeflateConfig::default();
     let mut accepted = false;
 
@@ -140,8 +143,9 @@ fuzz_target!(|data: &[u8]| {
                 let _ = conn.receive(now);
             }
             3 => {
-                let text = "x".repeat(usize::from(arg));
-                let _ = conn.send(&[Outgoing::Text(&text), Outgoing::Binary(b"b")]);
+                // Up to 8 KiB: past the outbox's out-of-line threshold.
+                let text = "x".repeat(usize::from(arg) * 32);
+                let _ = conn.send([Outgoing::Text(text.clone()), Outgoing::Binary(b"b".to_vec())]);
             }
             4 => {
                 let code = CLOSE_CODES[usize::from(arg) % CLOSE_CODES.len()];
@@ -153,13 +157,25 @@ fuzz_target!(|data: &[u8]| {
                 let _ = conn.on_timeout(now);
             }
             7 => {
-                batch.clear();
-                match conn.poll_write(&mut batch) {
-                    WriteStatus::Write => {
-                        written.push(&batch, compression);
-                        conn.wrote();
-                    }
-                    WriteStatus::Idle | WriteStatus::Finished { .. } | WriteStatus::Stop => {}
+                // A write of at most `arg` * 64 + 1 bytes, as a socket may
+                // take part of what it is offered.
+                if batch.is_empty() && conn.poll_write(&mut batch) != WriteStatus::Write {
+                    batch.clear(0);
+                }
+                let mut slices = [IoSlice::new(&[]); 4];
+                let filled = batch.io_slices(&mut slices);
+                let mut budget = usize::from(arg) * 64 + 1;
+                let mut taken = 0;
+                for slice in &slices[..filled] {
+                    let take = budget.min(slice.len());
+                    written.push(&slice[..take], compression);
+                    budget -= take;
+                    taken += take;
+                }
+                batch.advance(taken);
+                if taken > 0 && batch.is_empty() {
+                    batch.clear(1 << 16);
+                    conn.wrote();
                 }
             }
             8 => conn.receive_eof(),
@@ -168,9 +184,10 @@ fuzz_target!(|data: &[u8]| {
                 now,
             ),
             10 => {
-                let payload = Bytes::from("topic message ".repeat(usize::from(arg % 16)));
+                // Up to 7 KiB: shared out of line past 4 KiB.
+                let payload = Bytes::from("topic message ".repeat(usize::from(arg) * 2));
                 let mut published = Published::new(arg & 1 == 0, payload, &deflate);
-                let _ = conn.queue_published(&mut published, 8192);
+                let _ = conn.queue_published(&mut published, 16384);
             }
             11 => {
                 let message = TopicMessage {
@@ -196,10 +213,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         if conn.is_gone() {
-            batch.clear();
+            batch.clear(0);
             assert_eq!(conn.poll_write(&mut batch), WriteStatus::Stop);
             assert_eq!(
-                conn.send(&[Outgoing::Text("late")]),
+                conn.send([Outgoing::Text("late".into())]),
                 Err(ConnectionError::ConnectionClosed)
             );
         }

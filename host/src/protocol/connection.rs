@@ -28,13 +28,14 @@ use thiserror::Error;
 use bytes::Bytes;
 
 use super::close::{CloseCode, MAX_REASON_LEN};
-use super::decoder::{DataMessage, Decoder, DecoderConfig, Event};
+use super::decoder::{DataMessage, Decoder, DecoderConfig, Event, PayloadLoan};
 use super::deflate::{self, DeflateConfig, MessageDeflater, MessageInflater, Negotiated};
 use super::encoder::Encoder;
 use super::error::ProtocolError;
 use super::fanout::Published;
 use super::frame::OpCode;
 use super::handshake::{self, Request, ResponseError};
+use super::outbox::Outbox;
 
 /// Largest control frame payload (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -132,18 +133,19 @@ pub enum Delivery {
     Closed,
 }
 
-/// A message the application sends.
-#[derive(Clone, Copy, Debug)]
-pub enum Outgoing<'a> {
+/// A message the application sends. It is owned: a large payload is
+/// written from where it is, not copied (see [`Outbox`]).
+#[derive(Clone, Debug)]
+pub enum Outgoing {
     /// A text message.
-    Text(&'a str),
+    Text(String),
     /// A binary message.
-    Binary(&'a [u8]),
+    Binary(Vec<u8>),
     /// An unsolicited pong (a heartbeat).
-    Pong(&'a [u8]),
+    Pong(Vec<u8>),
 }
 
-impl Outgoing<'_> {
+impl Outgoing {
     fn len(&self) -> usize {
         match self {
             Outgoing::Text(text) => text.len(),
@@ -464,7 +466,7 @@ pub struct Connection {
     decoder: Option<Decoder>,
     encoder: Encoder,
     /// Encoded bytes waiting for the writer.
-    out: Vec<u8>,
+    out: Outbox,
     /// Messages from the peer, with their arrival number.
     inbound: VecDeque<(u64, Incoming)>,
     inbound_bytes: usize,
@@ -500,6 +502,8 @@ pub struct Connection {
     /// The first close frame's code, and who sent it.
     first_close: Option<(CloseCode, ClosedBy)>,
     wakes: Wakes,
+    /// The application waits for the write queue to drain.
+    drain_waiter: bool,
 }
 
 impl Connection {
@@ -512,7 +516,7 @@ impl Connection {
             closing: Closing::Open,
             decoder: None,
             encoder: Encoder::new(),
-            out: Vec::new(),
+            out: Outbox::new(),
             inbound: VecDeque::new(),
             inbound_bytes: 0,
             topic_inbound: VecDeque::new(),
@@ -536,6 +540,7 @@ impl Connection {
             status: None,
             first_close: None,
             wakes: Wakes::default(),
+            drain_waiter: false,
         }
     }
 
@@ -592,7 +597,7 @@ impl Connection {
 
     /// Queue an HTTP response (not counted as frame bytes).
     fn queue_http(&mut self, response: &[u8], status: u16) {
-        self.out.extend_from_slice(response);
+        self.out.inline_mut().extend_from_slice(response);
         self.unsent_http += response.len();
         self.status = Some(status);
     }
@@ -766,10 +771,13 @@ impl Connection {
     /// Queue messages, in order, as one batch. Checks them all first: on an
     /// error nothing is queued. The application should then wait while
     /// [`Connection::pending_write_bytes`] is over its high-water mark.
-    pub fn send(&mut self, messages: &[Outgoing<'_>]) -> Result<(), ConnectionError> {
+    pub fn send<M>(&mut self, messages: M) -> Result<(), ConnectionError>
+    where
+        M: AsRef<[Outgoing]> + IntoIterator<Item = Outgoing>,
+    {
         self.check_sendable()?;
         let max = self.config.max_message_size;
-        for message in messages {
+        for message in messages.as_ref() {
             if let Outgoing::Pong(payload) = message
                 && payload.len() > MAX_CONTROL_PAYLOAD
             {
@@ -789,16 +797,16 @@ impl Connection {
                 Outgoing::Text(text) => {
                     self.stats.messages_sent += 1;
                     self.encoder
-                        .encode_message(OpCode::Text, text.as_bytes(), &mut self.out);
+                        .encode_message(OpCode::Text, Bytes::from(text), &mut self.out);
                 }
                 Outgoing::Binary(data) => {
                     self.stats.messages_sent += 1;
                     self.encoder
-                        .encode_message(OpCode::Binary, data, &mut self.out);
+                        .encode_message(OpCode::Binary, Bytes::from(data), &mut self.out);
                 }
                 Outgoing::Pong(data) => {
                     self.encoder
-                        .encode_control(OpCode::Pong, data, &mut self.out);
+                        .encode_control(OpCode::Pong, &data, self.out.inline_mut());
                 }
             }
         }
@@ -815,7 +823,7 @@ impl Connection {
         }
         self.check_sendable()?;
         self.encoder
-            .encode_control(OpCode::Ping, payload, &mut self.out);
+            .encode_control(OpCode::Ping, payload, self.out.inline_mut());
         self.wakes.writer = true;
         Ok(())
     }
@@ -910,7 +918,7 @@ impl Connection {
             return;
         }
         self.encoder
-            .encode_close(Some(frame.code), &frame.reason, &mut self.out);
+            .encode_close(Some(frame.code), &frame.reason, self.out.inline_mut());
         self.first_close
             .get_or_insert((frame.code, ClosedBy::from(&initiator)));
         if initiator == Initiator::Failure {
@@ -940,25 +948,24 @@ impl Connection {
         if !self.takes_topic_messages() {
             return Delivery::Closed;
         }
-        if self.out.len() + published.plain_frame().len() > limit {
+        if self.out.len() + published.plain_len() > limit {
             self.dropped += 1;
             return Delivery::Dropped;
         }
         match &self.negotiated {
             Some(negotiated) if published.worth_compressing() => {
                 if negotiated.server_no_context_takeover {
-                    let frame =
-                        published.shared_compressed_frame(negotiated.server_max_window_bits);
-                    self.out.extend_from_slice(frame);
+                    published
+                        .queue_shared_compressed(negotiated.server_max_window_bits, &mut self.out);
                 } else {
                     self.encoder.encode_message(
                         published.opcode(),
-                        published.payload(),
+                        published.payload().clone(),
                         &mut self.out,
                     );
                 }
             }
-            _ => self.out.extend_from_slice(published.plain_frame()),
+            _ => published.queue_plain(&mut self.out),
         }
         self.stats.messages_sent += 1;
         self.wakes.writer = true;
@@ -1069,6 +1076,36 @@ impl Connection {
         error
     }
 
+    /// Lend the message buffer for a large frame's payload to be read
+    /// straight into it, when reading is on and `buffered` (bytes read but
+    /// not yet passed to [`Connection::receive_data`]) is zero: see
+    /// [`Decoder::lend_payload`]. Repay it with
+    /// [`Connection::repay_payload`] after one read, whatever it gave.
+    pub fn lend_payload(&mut self, buffered: usize) -> Option<PayloadLoan> {
+        if self.read_status() != ReadStatus::Read {
+            return None;
+        }
+        self.decoder.as_mut()?.lend_payload(buffered)
+    }
+
+    /// Take back a lent buffer with what was read into it, and act on the
+    /// frame it may have completed, as [`Connection::receive_data`] does.
+    pub fn repay_payload(&mut self, loan: PayloadLoan, now: Instant) -> Option<ProtocolError> {
+        self.stats.bytes_received += loan.read() as u64;
+        let result = self.decoder.as_mut()?.repay(loan);
+        match result {
+            Ok(Some(event)) => {
+                self.on_event(event);
+                None
+            }
+            Ok(None) => None,
+            Err(error) => {
+                self.on_protocol_error(&error, now);
+                Some(error)
+            }
+        }
+    }
+
     fn decode_frames(&mut self, buf: &mut BytesMut, now: Instant) -> Option<ProtocolError> {
         while matches!(self.read_status(), ReadStatus::Read | ReadStatus::Paused) {
             match self.decoder.as_mut()?.decode(buf) {
@@ -1096,7 +1133,7 @@ impl Connection {
                 // nothing may follow a close frame.
                 if self.close_not_sent() {
                     self.encoder
-                        .encode_control(OpCode::Pong, &payload, &mut self.out);
+                        .encode_control(OpCode::Pong, &payload, self.out.inline_mut());
                     self.wakes.writer = true;
                 }
             }
@@ -1117,7 +1154,7 @@ impl Connection {
                 self.first_close.get_or_insert((peer.code, ClosedBy::Peer));
                 if self.close_not_sent() && !self.gone {
                     let echo = (peer.code != CloseCode::NO_STATUS).then_some(peer.code);
-                    self.encoder.encode_close(echo, "", &mut self.out);
+                    self.encoder.encode_close(echo, "", self.out.inline_mut());
                 }
                 self.closing = Closing::Complete { peer };
                 self.wakes.add(Wakes::ALL);
@@ -1175,7 +1212,7 @@ impl Connection {
 
     /// Hand everything queued for writing to the writer (swapped into
     /// `batch`, which must be empty) and say what to do with it.
-    pub fn poll_write(&mut self, batch: &mut Vec<u8>) -> WriteStatus {
+    pub fn poll_write(&mut self, batch: &mut Outbox) -> WriteStatus {
         if self.gone {
             return WriteStatus::Stop;
         }
@@ -1206,10 +1243,19 @@ impl Connection {
         }
     }
 
-    /// A batch was written: the application may be waiting for the queue
-    /// to drain.
+    /// The application waits for the write queue to drain (it is over the
+    /// application's high-water mark): the next written batch wakes it.
+    pub fn wait_for_drain(&mut self) {
+        self.drain_waiter = true;
+    }
+
+    /// A batch was written: wake the application if it waits for the
+    /// queue to drain (only then: resuming a guest that waits for a
+    /// message, to find none, would cost a fiber switch per write).
     pub fn wrote(&mut self) {
-        self.wakes.guest = true;
+        if std::mem::take(&mut self.drain_waiter) {
+            self.wakes.guest = true;
+        }
     }
 
     // -- time ---------------------------------------------------------------
@@ -1270,7 +1316,7 @@ impl Connection {
                 }
                 Some((at, TimeoutAction::Pinged)) if at <= now => {
                     self.encoder
-                        .encode_control(OpCode::Ping, b"", &mut self.out);
+                        .encode_control(OpCode::Ping, b"", self.out.inline_mut());
                     self.keepalive.pinged = true;
                     self.wakes.writer = true;
                     TimeoutAction::Pinged
@@ -1333,12 +1379,13 @@ mod tests {
 
     /// The server frames written so far: (opcode, payload).
     fn written(conn: &mut Connection) -> Vec<(OpCode, Vec<u8>)> {
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         if conn.poll_write(&mut batch) != WriteStatus::Write {
             return Vec::new();
         }
         let mut frames = Vec::new();
-        let mut rest = &batch[..];
+        let bytes = batch.to_vec();
+        let mut rest = &bytes[..];
         while !rest.is_empty() {
             let (header, len) = decode_header(rest).unwrap().unwrap();
             let end = len + header.payload_len as usize;
@@ -1358,9 +1405,9 @@ mod tests {
         let mut conn = Connection::new(Arc::new(config), t0);
         conn.accept(&request(""), AcceptParams::default(), t0)
             .unwrap();
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
-        assert!(batch.starts_with(b"HTTP/1.1 101 "));
+        assert!(batch.to_vec().starts_with(b"HTTP/1.1 101 "));
         conn.take_wakes();
         conn
     }
@@ -1455,10 +1502,10 @@ mod tests {
             body: b"no".to_vec(),
         };
         conn.reject(&reject).unwrap();
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
-        assert!(batch.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
-        batch.clear();
+        assert!(batch.to_vec().starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+        batch.clear(0);
         assert_eq!(
             conn.poll_write(&mut batch),
             WriteStatus::Finished { shutdown: true }
@@ -1471,10 +1518,30 @@ mod tests {
         let t0 = Instant::now();
         let mut conn = Connection::new(Arc::new(config()), t0);
         conn.guest_finished(GuestEnd::Failed, t0);
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
-        assert!(batch.starts_with(b"HTTP/1.1 500 "));
-        assert!(batch.ends_with(b"the application failed\n"));
+        assert!(batch.to_vec().starts_with(b"HTTP/1.1 500 "));
+        assert!(batch.to_vec().ends_with(b"the application failed\n"));
+    }
+
+    #[test]
+    fn a_write_wakes_the_application_only_if_it_waits_for_the_drain() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        conn.send([Outgoing::Text("one".into())]).unwrap();
+        let mut batch = Outbox::new();
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        conn.take_wakes();
+        conn.wrote();
+        assert!(!conn.take_wakes().guest, "nobody waits: no wake-up");
+        conn.send([Outgoing::Text("two".into())]).unwrap();
+        conn.wait_for_drain();
+        batch.clear(0);
+        assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        conn.wrote();
+        assert!(conn.take_wakes().guest, "the waiting sender is woken");
+        conn.wrote();
+        assert!(!conn.take_wakes().guest, "once");
     }
 
     #[test]
@@ -1542,11 +1609,11 @@ mod tests {
         );
         assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
         assert_eq!(
-            conn.send(&[Outgoing::Text("late")]),
+            conn.send([Outgoing::Text("late".into())]),
             Err(ConnectionError::ConnectionClosed)
         );
         // Both close frames crossed: the server closes TCP first (§7.1.1).
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         assert_eq!(
             conn.poll_write(&mut batch),
             WriteStatus::Finished { shutdown: true }
@@ -1577,7 +1644,7 @@ mod tests {
         payload.extend_from_slice(b"done");
         assert_eq!(written(&mut conn), vec![(OpCode::Close, payload)]);
         assert_eq!(
-            conn.send(&[Outgoing::Text("x")]),
+            conn.send([Outgoing::Text("x".into())]),
             Err(ConnectionError::ConnectionClosed),
             "nothing may follow a close frame"
         );
@@ -1614,7 +1681,7 @@ mod tests {
         );
         assert!(conn.is_gone());
         assert_eq!(conn.read_status(), ReadStatus::Stop);
-        assert_eq!(conn.poll_write(&mut Vec::new()), WriteStatus::Stop);
+        assert_eq!(conn.poll_write(&mut Outbox::new()), WriteStatus::Stop);
         assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
     }
 
@@ -1641,7 +1708,7 @@ mod tests {
             Err(ConnectionError::InvalidArgument(_))
         ));
         assert!(matches!(
-            conn.send(&[Outgoing::Text("fine"), Outgoing::Pong(&[0; 126])]),
+            conn.send([Outgoing::Text("fine".into()), Outgoing::Pong(vec![0; 126])]),
             Err(ConnectionError::InvalidArgument(_))
         ));
         assert_eq!(
@@ -1658,10 +1725,10 @@ mod tests {
         config.max_message_size = 4;
         let mut conn = open_with(config, t0);
         assert!(matches!(
-            conn.send(&[Outgoing::Binary(b"12345")]),
+            conn.send([Outgoing::Binary(b"12345".to_vec())]),
             Err(ConnectionError::InvalidArgument(_))
         ));
-        conn.send(&[Outgoing::Binary(b"1234")]).unwrap();
+        conn.send([Outgoing::Binary(b"1234".to_vec())]).unwrap();
         assert_eq!(written(&mut conn), vec![(OpCode::Binary, b"1234".to_vec())]);
     }
 
@@ -1688,7 +1755,7 @@ mod tests {
         assert_eq!(conn.read_status(), ReadStatus::Discard);
         assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
         assert_eq!(
-            conn.poll_write(&mut Vec::new()),
+            conn.poll_write(&mut Outbox::new()),
             WriteStatus::Finished { shutdown: true }
         );
     }
@@ -1707,7 +1774,7 @@ mod tests {
         assert_eq!(conn.read_status(), ReadStatus::Discard);
         assert_eq!(conn.receive(t0), Ok(Some(text("valid"))));
         // The guest answers; the answer goes out before the close.
-        conn.send(&[Outgoing::Text("valid")]).unwrap();
+        conn.send([Outgoing::Text("valid".into())]).unwrap();
         assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
         let frames = written(&mut conn);
         assert_eq!(frames[0], (OpCode::Text, b"valid".to_vec()));
@@ -1767,10 +1834,10 @@ mod tests {
         let partial = client_frame(OpCode::Binary, true, b"later");
         bytes.extend_from_slice(&partial[..3]);
         feed(&mut conn, &bytes, t0);
-        conn.send(&[
-            Outgoing::Text("hi"),
-            Outgoing::Binary(b"abc"),
-            Outgoing::Pong(b""),
+        conn.send([
+            Outgoing::Text("hi".into()),
+            Outgoing::Binary(b"abc".to_vec()),
+            Outgoing::Pong(b"".to_vec()),
         ])
         .unwrap();
         let written_frames = written(&mut conn);
@@ -1833,7 +1900,7 @@ mod tests {
             body: b"no".to_vec(),
         })
         .unwrap();
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
         assert_eq!((conn.status(), conn.stats().bytes_sent), (Some(401), 0));
         assert_eq!(conn.first_close(), None);
@@ -1854,7 +1921,7 @@ mod tests {
             // The guest is gone: the writer is done, the reader waits for
             // the peer's close (or the timeout).
             assert_eq!(
-                conn.poll_write(&mut Vec::new()),
+                conn.poll_write(&mut Outbox::new()),
                 WriteStatus::Finished { shutdown: false }
             );
             assert_eq!(conn.read_status(), ReadStatus::Read);
@@ -1881,7 +1948,7 @@ mod tests {
         feed(&mut conn, &close_frame(1001, ""), t0);
         assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
         assert_eq!(
-            conn.poll_write(&mut Vec::new()),
+            conn.poll_write(&mut Outbox::new()),
             WriteStatus::Finished { shutdown: true }
         );
     }
@@ -1893,8 +1960,9 @@ mod tests {
         conn.close_from_host(CloseCode::GOING_AWAY, "bye", t0);
         conn.accept(&request(""), AcceptParams::default(), t0)
             .unwrap();
-        let mut batch = Vec::new();
+        let mut batch = Outbox::new();
         assert_eq!(conn.poll_write(&mut batch), WriteStatus::Write);
+        let batch = batch.to_vec();
         let head_end = batch.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         let (header, len) = decode_header(&batch[head_end..]).unwrap().unwrap();
         assert_eq!(header.opcode, OpCode::Close.as_u8());
@@ -1977,9 +2045,9 @@ mod tests {
         assert!(conn.take_wakes().guest);
         assert_eq!(conn.receive(t0), Err(ConnectionError::ConnectionClosed));
         assert_eq!(conn.read_status(), ReadStatus::Stop);
-        assert_eq!(conn.poll_write(&mut Vec::new()), WriteStatus::Stop);
+        assert_eq!(conn.poll_write(&mut Outbox::new()), WriteStatus::Stop);
         assert_eq!(
-            conn.send(&[Outgoing::Text("x")]),
+            conn.send([Outgoing::Text("x".into())]),
             Err(ConnectionError::ConnectionClosed)
         );
     }

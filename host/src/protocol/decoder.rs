@@ -10,7 +10,8 @@
 //! frame has RSV1 set is accumulated raw and inflated as a whole when its
 //! final frame arrives.
 
-use bytes::{Buf, BytesMut};
+use bytes::buf::UninitSlice;
+use bytes::{Buf, BufMut, BytesMut};
 
 use super::close::{CloseCode, parse_close_payload};
 use super::error::ProtocolError;
@@ -21,6 +22,16 @@ use super::utf8::Utf8Validator;
 /// peer-controlled, so a peer announcing a huge frame and then sending nothing
 /// must not make us allocate it; past this, the buffer grows as data arrives.
 const PREALLOC_LIMIT: u64 = 64 * 1024;
+
+/// A data frame still owed at least this many payload bytes, with nothing
+/// else buffered, may have them read straight into its message (see
+/// [`Decoder::lend_payload`]); below it, reading through the connection's
+/// buffer costs less than the extra read.
+pub const DIRECT_READ_MIN: u64 = 16 * 1024;
+
+/// How much room one direct read offers at most: the frame's declared
+/// length is peer-controlled, so memory is reserved as data arrives.
+const DIRECT_READ_CHUNK: usize = 256 * 1024;
 
 /// The capacity a reused buffer (compressed-message accumulator) may keep
 /// between messages, so one large message does not pin memory for the life
@@ -98,6 +109,53 @@ pub enum Event {
     Close(Option<(CloseCode, String)>),
 }
 
+/// A message buffer lent to the IO layer by [`Decoder::lend_payload`], to
+/// read a data frame's payload into; give it back with [`Decoder::repay`].
+#[derive(Debug)]
+pub struct PayloadLoan {
+    buf: Vec<u8>,
+    /// The buffer's length when lent.
+    start: usize,
+    /// Bytes the frame still owed when lent.
+    owed: usize,
+}
+
+impl PayloadLoan {
+    /// Payload bytes read into the loan so far.
+    pub fn read(&self) -> usize {
+        self.buf.len() - self.start
+    }
+}
+
+// SAFETY: the loan is the buffer's end, offered to a reader: every method
+// delegates to `Vec<u8>`'s own `BufMut`, only shortening what it offers to
+// what the frame still owes. `chunk_mut` reserves room first, so it is
+// non-empty while `remaining_mut` is not; `advance_mut`'s contract (its
+// caller initialised that many bytes of the last `chunk_mut`, which is
+// within the vector's spare capacity) is passed on unchanged. Nothing
+// here can change the bytes before `start`, which `Decoder::repay` relies
+// on (they were checked when they arrived).
+unsafe impl BufMut for PayloadLoan {
+    fn remaining_mut(&self) -> usize {
+        self.owed - self.read()
+    }
+
+    unsafe fn advance_mut(&mut self, cnt: usize) {
+        // SAFETY: our caller's promise, as above.
+        unsafe { self.buf.advance_mut(cnt) }
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        let owed = self.remaining_mut();
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(owed.min(DIRECT_READ_CHUNK));
+        }
+        let chunk = self.buf.chunk_mut();
+        let len = chunk.len().min(owed);
+        &mut chunk[..len]
+    }
+}
+
 /// What the current frame's payload is for.
 #[derive(Clone, Copy, Debug)]
 enum FrameKind {
@@ -131,6 +189,9 @@ enum State {
     Header,
     /// Reading the payload of a frame.
     Payload(Frame),
+    /// The message buffer is lent out for this frame's payload (see
+    /// [`Decoder::lend_payload`]); input waits until it is repaid.
+    Lent(Frame),
     /// A close frame was received; all further input is discarded.
     Closed,
     /// An error was returned; every later call returns it again.
@@ -231,6 +292,7 @@ impl Decoder {
                 buf.clear();
                 return Ok(None);
             }
+            State::Lent(_) => return Ok(None),
             State::Header | State::Payload(_) => {}
         }
         self.decode_inner(buf).inspect_err(|e| {
@@ -239,6 +301,76 @@ impl Decoder {
             self.payload = Vec::new();
             self.control = Vec::new();
         })
+    }
+
+    /// Lend the open message's buffer, to read the current data frame's
+    /// payload straight into it, when that frame still needs at least
+    /// [`DIRECT_READ_MIN`] bytes and `buffered` (bytes read but not yet
+    /// decoded) is zero: the socket's copy is then the only one. Until
+    /// [`Decoder::repay`], [`Decoder::decode`] consumes nothing.
+    pub fn lend_payload(&mut self, buffered: usize) -> Option<PayloadLoan> {
+        let State::Payload(frame) = self.state else {
+            return None;
+        };
+        if buffered > 0
+            || !matches!(frame.kind, FrameKind::Data)
+            || frame.remaining < DIRECT_READ_MIN
+        {
+            return None;
+        }
+        self.state = State::Lent(frame);
+        let buf = std::mem::take(&mut self.payload);
+        Some(PayloadLoan {
+            start: buf.len(),
+            // Lossless: the frame's payload was bounded by the message
+            // limit, and memory holds what was reserved for it.
+            owed: usize::try_from(frame.remaining).unwrap_or(usize::MAX),
+            buf,
+        })
+    }
+
+    /// Take back a lent buffer with the payload bytes read into it (still
+    /// masked): they are unmasked and checked as if passed to
+    /// [`Decoder::decode`]. Returns the event the frame completed, if any.
+    pub fn repay(&mut self, loan: PayloadLoan) -> Result<Option<Event>, ProtocolError> {
+        self.repay_inner(loan).inspect_err(|e| {
+            self.state = State::Failed(e.clone());
+            self.message = None;
+            self.payload = Vec::new();
+            self.control = Vec::new();
+        })
+    }
+
+    fn repay_inner(&mut self, loan: PayloadLoan) -> Result<Option<Event>, ProtocolError> {
+        let State::Lent(mut frame) = self.state else {
+            // Not lent by this decoder's current frame: nothing to take.
+            return Ok(None);
+        };
+        let PayloadLoan { mut buf, start, .. } = loan;
+        let read = buf.len() - start;
+        apply_mask(&mut buf[start..], frame.mask, frame.phase);
+        self.payload = buf;
+        if self.message.is_some_and(|m| m.text && !m.compressed) {
+            self.utf8.feed(&self.payload[start..])?;
+        }
+        if self.payload_read(&mut frame, read) {
+            self.finish_frame(frame)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Count `read` more payload bytes of `frame`: whether its payload is
+    /// complete (the next header is due) or still being read.
+    fn payload_read(&mut self, frame: &mut Frame, read: usize) -> bool {
+        frame.remaining -= read as u64;
+        frame.phase = (frame.phase + read) % 4;
+        self.state = if frame.remaining > 0 {
+            State::Payload(*frame)
+        } else {
+            State::Header
+        };
+        frame.remaining == 0
     }
 
     fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
@@ -254,7 +386,7 @@ impl Decoder {
                     frame
                 }
                 State::Payload(frame) => frame,
-                State::Closed | State::Failed(_) => return Ok(None),
+                State::Lent(_) | State::Closed | State::Failed(_) => return Ok(None),
             };
             if frame.remaining > 0 {
                 if buf.is_empty() {
@@ -274,10 +406,7 @@ impl Decoder {
                     FrameKind::Control(_) => self.control.extend_from_slice(chunk),
                 }
                 buf.advance(take);
-                frame.remaining -= take as u64;
-                frame.phase = (frame.phase + take) % 4;
-                if frame.remaining > 0 {
-                    self.state = State::Payload(frame);
+                if !self.payload_read(&mut frame, take) {
                     return Ok(None);
                 }
             }
@@ -438,8 +567,10 @@ impl Decoder {
                 // `self.utf8.feed`: start_frame cleared the payload and reset
                 // the validator when this text message began, and decode_inner
                 // feeds each unmasked chunk of an uncompressed text message
-                // right before appending it (nothing else appends while the
-                // message is open). Every feed
+                // right before appending it, and `repay` feeds each chunk
+                // read into a lent buffer (a `PayloadLoan` only appends)
+                // right after unmasking it; nothing else appends while the
+                // message is open. Every feed
                 // returned Ok and `finish` returned Ok, and by the validator's
                 // invariant (see `Utf8Validator`) that means the concatenation
                 // is a sequence of pieces accepted by `std::str::from_utf8`
@@ -499,6 +630,42 @@ mod tests {
         }
         assert!(buf.is_empty());
         Ok(events)
+    }
+
+    /// Decode `wire` as the IO layer does: reads of at most `step` bytes,
+    /// into the buffer or, when the decoder lends it, straight into the
+    /// message. Also returns how many reads went into a loan.
+    fn decode_with_loans(
+        d: &mut Decoder,
+        wire: &[u8],
+        step: usize,
+    ) -> Result<(Vec<Event>, usize), ProtocolError> {
+        let mut buf = BytesMut::new();
+        let mut events = Vec::new();
+        let mut pos = 0;
+        let mut loans = 0;
+        loop {
+            while let Some(e) = d.decode(&mut buf)? {
+                events.push(e);
+            }
+            if let Some(mut loan) = d.lend_payload(buf.len()) {
+                // Input waits while the buffer is out.
+                let mut more = BytesMut::from(&b"\x81"[..]);
+                assert_eq!(d.decode(&mut more), Ok(None));
+                assert_eq!(more.len(), 1);
+                let n = step.min(loan.remaining_mut()).min(wire.len() - pos);
+                loan.put_slice(&wire[pos..pos + n]);
+                pos += n;
+                loans += 1;
+                events.extend(d.repay(loan)?);
+            } else if pos < wire.len() {
+                let n = step.min(wire.len() - pos);
+                buf.extend_from_slice(&wire[pos..pos + n]);
+                pos += n;
+            } else {
+                return Ok((events, loans));
+            }
+        }
     }
 
     fn decode_one(bytes: &[u8]) -> Result<Vec<Event>, ProtocolError> {
@@ -1122,6 +1289,60 @@ mod tests {
             Some(p) => vec![Event::Ping(p.clone()), message],
             None => vec![message],
         }
+    }
+
+    #[test]
+    fn large_payloads_read_straight_into_the_message_decode_the_same() {
+        let text = "κόσμε, ".repeat(5000); // 45,000 bytes, multi-byte
+        let binary: Vec<u8> = (0..60_000u32).map(|i| (i * 7) as u8).collect();
+        let mut wire = frame(true, OpCode::Text, text.as_bytes());
+        wire.extend(frame(false, OpCode::Binary, &binary[..20_000]));
+        wire.extend(frame(true, OpCode::Ping, b"in between"));
+        wire.extend(frame(false, OpCode::Continuation, &binary[20_000..20_001]));
+        wire.extend(frame(true, OpCode::Continuation, &binary[20_001..]));
+        wire.extend(frame(true, OpCode::Text, b"small"));
+        wire.extend(frame(true, OpCode::Close, b"\x03\xe8"));
+        let want = decode_one(&wire).unwrap();
+        assert_eq!(want.len(), 5);
+        for step in [1, 3, 4096, 16_385, 65_536, 1 << 20] {
+            let (got, loans) = decode_with_loans(&mut Decoder::default(), &wire, step).unwrap();
+            assert_eq!(got, want, "reads of {step}");
+            // Larger reads bring whole frames, which need no loan.
+            assert!(
+                step > 16_385 || loans > 0,
+                "reads of {step} never went straight in"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_read_straight_into_a_text_message_fails_it() {
+        let mut payload = "a".repeat(30_000).into_bytes();
+        payload[20_000] = 0xff;
+        let wire = frame(true, OpCode::Text, &payload);
+        let mut d = Decoder::default();
+        let result = decode_with_loans(&mut d, &wire, 8192);
+        assert_eq!(result, Err(ProtocolError::InvalidUtf8));
+        let mut buf = BytesMut::new();
+        assert_eq!(d.decode(&mut buf), Err(ProtocolError::InvalidUtf8));
+    }
+
+    #[test]
+    fn only_large_data_payloads_with_nothing_buffered_are_lent() {
+        let mut d = Decoder::default();
+        let wire = frame(true, OpCode::Binary, &[0; DIRECT_READ_MIN as usize + 12]);
+        let mut buf = BytesMut::from(&wire[..20]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert!(d.lend_payload(1).is_none(), "bytes are buffered");
+        let loan = d.lend_payload(0).expect("owed 16 KiB");
+        assert!(d.lend_payload(0).is_none(), "already lent");
+        assert_eq!(d.repay(loan), Ok(None));
+        // One byte short of the threshold: read through the buffer.
+        let mut d = Decoder::default();
+        let wire = frame(true, OpCode::Binary, &[0; DIRECT_READ_MIN as usize - 1]);
+        let mut buf = BytesMut::from(&wire[..8]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        assert!(d.lend_payload(0).is_none());
     }
 
     proptest! {

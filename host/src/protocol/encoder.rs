@@ -7,7 +7,10 @@
 
 use super::close::{CloseCode, encode_close_payload, truncate_reason};
 use super::error::ProtocolError;
+use bytes::Bytes;
+
 use super::frame::{OpCode, encode_header};
+use super::outbox::{OUT_OF_LINE_MIN, Outbox};
 
 /// The most a control frame's payload may hold (§5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
@@ -63,8 +66,9 @@ impl Encoder {
 
     /// Appends one data message as a single frame. `opcode` must be
     /// [`OpCode::Text`] or [`OpCode::Binary`]; for `Text`, `payload` must be
-    /// UTF-8 (the caller's `&str`).
-    pub fn encode_message(&mut self, opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
+    /// UTF-8 (the caller's `&str`). A large payload is not copied: it goes
+    /// out of line (see [`Outbox`]), and so does a large compressed one.
+    pub fn encode_message(&mut self, opcode: OpCode, payload: Bytes, out: &mut Outbox) {
         debug_assert!(
             matches!(opcode, OpCode::Text | OpCode::Binary),
             "{opcode:?}"
@@ -73,17 +77,28 @@ impl Encoder {
             && payload.len() >= *min_size
         {
             self.scratch.clear();
-            if deflater.deflate(payload, &mut self.scratch).is_ok() {
-                encode_header(out, true, true, opcode, self.scratch.len(), None);
-                out.extend_from_slice(&self.scratch);
-                if self.scratch.capacity() > RETAINED_CAPACITY {
-                    self.scratch = Vec::new();
+            if deflater.deflate(&payload, &mut self.scratch).is_ok() {
+                encode_header(
+                    out.inline_mut(),
+                    true,
+                    true,
+                    opcode,
+                    self.scratch.len(),
+                    None,
+                );
+                if self.scratch.len() >= OUT_OF_LINE_MIN {
+                    out.push_payload(Bytes::from(std::mem::take(&mut self.scratch)));
+                } else {
+                    out.inline_mut().extend_from_slice(&self.scratch);
+                    if self.scratch.capacity() > RETAINED_CAPACITY {
+                        self.scratch = Vec::new();
+                    }
                 }
                 return;
             }
         }
-        encode_header(out, true, false, opcode, payload.len(), None);
-        out.extend_from_slice(payload);
+        encode_header(out.inline_mut(), true, false, opcode, payload.len(), None);
+        out.push_payload(payload);
     }
 
     /// Appends a Ping or Pong frame. "All control frames MUST have a payload
@@ -125,18 +140,48 @@ mod tests {
         (h.fin, h.rsv1, h.opcode, &buf[n..])
     }
 
+    /// One data message, encoded and made contiguous.
+    fn message(e: &mut Encoder, opcode: OpCode, data: &[u8]) -> Vec<u8> {
+        let mut out = Outbox::new();
+        e.encode_message(opcode, Bytes::copy_from_slice(data), &mut out);
+        out.to_vec()
+    }
+
+    /// How many pieces a vectored write of `out` takes.
+    fn pieces(out: &Outbox) -> usize {
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        out.io_slices(&mut slices)
+    }
+
     #[test]
     fn data_messages_all_lengths() {
         let mut e = Encoder::new();
         for len in [0, 125, 126, 65535, 65536] {
             let data = vec![b'x'; len];
-            let mut out = Vec::new();
-            e.encode_message(OpCode::Text, &data, &mut out);
+            let out = message(&mut e, OpCode::Text, &data);
             assert_eq!(parse(&out), (true, false, 1, &data[..]));
-            let mut out = Vec::new();
-            e.encode_message(OpCode::Binary, &data, &mut out);
+            let out = message(&mut e, OpCode::Binary, &data);
             assert_eq!(parse(&out), (true, false, 2, &data[..]));
         }
+    }
+
+    #[test]
+    fn large_payloads_plain_or_compressed_are_not_copied() {
+        let mut e = Encoder::new();
+        let data = Bytes::from(vec![7; OUT_OF_LINE_MIN]);
+        let mut out = Outbox::new();
+        e.encode_message(OpCode::Binary, data.clone(), &mut out);
+        assert_eq!(pieces(&out), 2, "header, then the payload where it was");
+        assert_eq!(parse(&out.to_vec()), (true, false, 2, &data[..]));
+        let mut out = Outbox::new();
+        e.encode_message(OpCode::Binary, data.slice(1..), &mut out);
+        assert_eq!(pieces(&out), 1, "one byte short: copied");
+
+        e.set_deflater(Box::new(Upper(false)), 0);
+        let mut out = Outbox::new();
+        e.encode_message(OpCode::Binary, data.clone(), &mut out);
+        assert_eq!(pieces(&out), 2, "the compressed payload moved, not copied");
+        assert_eq!(parse(&out.to_vec()), (true, true, 2, &data[..]));
     }
 
     #[test]
@@ -184,15 +229,13 @@ mod tests {
     fn compression_hook() {
         let mut e = Encoder::new();
         e.set_deflater(Box::new(Upper(false)), 4);
-        let mut out = Vec::new();
-        e.encode_message(OpCode::Text, b"abc", &mut out);
+        let out = message(&mut e, OpCode::Text, b"abc");
         assert_eq!(
             parse(&out),
             (true, false, 1, &b"abc"[..]),
             "below min_size: plain"
         );
-        let mut out = Vec::new();
-        e.encode_message(OpCode::Binary, b"abcd", &mut out);
+        let out = message(&mut e, OpCode::Binary, b"abcd");
         assert_eq!(
             parse(&out),
             (true, true, 2, &b"ABCD"[..]),
@@ -208,8 +251,7 @@ mod tests {
         // A failing deflater falls back to plain.
         let mut e = Encoder::new();
         e.set_deflater(Box::new(Upper(true)), 0);
-        let mut out = Vec::new();
-        e.encode_message(OpCode::Text, b"abcd", &mut out);
+        let out = message(&mut e, OpCode::Text, b"abcd");
         assert_eq!(parse(&out), (true, false, 1, &b"abcd"[..]));
     }
 }

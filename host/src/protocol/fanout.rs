@@ -13,6 +13,7 @@ use bytes::Bytes;
 use super::deflate::{DeflateConfig, MessageDeflater, Negotiated};
 use super::encoder::Deflate as _;
 use super::frame::{OpCode, encode_header};
+use super::outbox::Outbox;
 
 /// Window sizes RFC 7692 allows, 8..=15; index by bits.
 const WINDOW_SLOTS: usize = 16;
@@ -22,13 +23,13 @@ const WINDOW_SLOTS: usize = 16;
 pub struct Published {
     opcode: OpCode,
     payload: Bytes,
-    /// The uncompressed frame, built at once (every subscriber without
-    /// compression, and small messages, use it).
-    plain: Vec<u8>,
+    /// The uncompressed frame's header, built at once (every subscriber
+    /// without compression, and small messages, use it, with `payload`).
+    plain_header: Vec<u8>,
     /// Compressed frames without context takeover, per window bits, built
     /// on first need. `Some(None)`: compression failed; the plain frame is
     /// sent instead (always allowed: RSV1 clear means uncompressed).
-    shared: [Option<Option<Vec<u8>>>; WINDOW_SLOTS],
+    shared: [Option<Option<Bytes>>; WINDOW_SLOTS],
     deflate: DeflateConfig,
 }
 
@@ -37,13 +38,12 @@ impl Published {
     /// the server's deflate configuration (level, minimum size).
     pub fn new(text: bool, payload: Bytes, deflate: &DeflateConfig) -> Self {
         let opcode = if text { OpCode::Text } else { OpCode::Binary };
-        let mut plain = Vec::with_capacity(payload.len() + 10);
-        encode_header(&mut plain, true, false, opcode, payload.len(), None);
-        plain.extend_from_slice(&payload);
+        let mut plain_header = Vec::with_capacity(10);
+        encode_header(&mut plain_header, true, false, opcode, payload.len(), None);
         Self {
             opcode,
             payload,
-            plain,
+            plain_header,
             shared: Default::default(),
             deflate: deflate.clone(),
         }
@@ -64,9 +64,16 @@ impl Published {
         &self.payload
     }
 
-    /// The uncompressed frame.
-    pub fn plain_frame(&self) -> &[u8] {
-        &self.plain
+    /// The uncompressed frame's length.
+    pub fn plain_len(&self) -> usize {
+        self.plain_header.len() + self.payload.len()
+    }
+
+    /// Queue the uncompressed frame (a large payload is shared, not
+    /// copied).
+    pub fn queue_plain(&self, out: &mut Outbox) {
+        out.inline_mut().extend_from_slice(&self.plain_header);
+        out.push_payload(self.payload.clone());
     }
 
     /// Whether the message is long enough to be compressed at all.
@@ -74,10 +81,10 @@ impl Published {
         self.payload.len() >= self.deflate.min_size
     }
 
-    /// The frame for a subscriber that negotiated permessage-deflate with
-    /// `server_no_context_takeover` and a `window_bits` window: compressed
-    /// once per window size, on first need.
-    pub fn shared_compressed_frame(&mut self, window_bits: u8) -> &[u8] {
+    /// Queue the frame for a subscriber that negotiated permessage-deflate
+    /// with `server_no_context_takeover` and a `window_bits` window:
+    /// compressed once per window size, on first need, and shared.
+    pub fn queue_shared_compressed(&mut self, window_bits: u8, out: &mut Outbox) {
         let slot = usize::from(window_bits).min(WINDOW_SLOTS - 1);
         if self.shared[slot].is_none() {
             let negotiated = Negotiated {
@@ -94,13 +101,13 @@ impl Published {
                     let mut frame = Vec::with_capacity(compressed.len() + 10);
                     encode_header(&mut frame, true, true, self.opcode, compressed.len(), None);
                     frame.extend_from_slice(&compressed);
-                    frame
+                    Bytes::from(frame)
                 });
             self.shared[slot] = Some(frame);
         }
         match &self.shared[slot] {
-            Some(Some(frame)) => frame,
-            _ => &self.plain,
+            Some(Some(frame)) => out.push_payload(frame.clone()),
+            _ => self.queue_plain(out),
         }
     }
 }
@@ -116,13 +123,40 @@ mod tests {
         DeflateConfig::default()
     }
 
+    fn plain(published: &Published) -> Vec<u8> {
+        let mut out = Outbox::new();
+        published.queue_plain(&mut out);
+        out.to_vec()
+    }
+
+    fn compressed(published: &mut Published, bits: u8) -> Vec<u8> {
+        let mut out = Outbox::new();
+        published.queue_shared_compressed(bits, &mut out);
+        out.to_vec()
+    }
+
     #[test]
     fn the_plain_frame_is_one_unmasked_final_frame() {
         let published = Published::new(true, Bytes::from_static(b"hello"), &config());
-        let (header, len) = decode_header(published.plain_frame()).unwrap().unwrap();
+        let frame = plain(&published);
+        assert_eq!(frame.len(), published.plain_len());
+        let (header, len) = decode_header(&frame).unwrap().unwrap();
         assert!(header.fin && !header.rsv1 && header.mask.is_none());
         assert_eq!(header.opcode, OpCode::Text.as_u8());
-        assert_eq!(&published.plain_frame()[len..], b"hello");
+        assert_eq!(&frame[len..], b"hello");
+    }
+
+    #[test]
+    fn a_large_payload_is_shared_by_every_subscriber_not_copied() {
+        let payload = Bytes::from(vec![1; 64 << 10]);
+        let published = Published::new(false, payload.clone(), &config());
+        for _ in 0..3 {
+            let mut out = Outbox::new();
+            published.queue_plain(&mut out);
+            let mut slices = [std::io::IoSlice::new(&[]); 4];
+            assert_eq!(out.io_slices(&mut slices), 2);
+            assert_eq!(slices[1].as_ptr(), payload.as_ptr());
+        }
     }
 
     #[test]
@@ -131,10 +165,10 @@ mod tests {
         let mut published = Published::new(false, payload.clone(), &config());
         assert!(published.worth_compressing());
         for bits in [9, 12, 15] {
-            let frame = published.shared_compressed_frame(bits).to_vec();
+            let frame = compressed(&mut published, bits);
             let (header, len) = decode_header(&frame).unwrap().unwrap();
             assert!(header.rsv1, "compressed frames carry RSV1");
-            assert!(frame.len() < published.plain_frame().len());
+            assert!(frame.len() < published.plain_len());
             // A fresh inflater each time: no context is needed.
             let negotiated = Negotiated {
                 client_no_context_takeover: true,
@@ -151,9 +185,16 @@ mod tests {
     fn the_same_window_is_compressed_once() {
         let payload = Bytes::from("x".repeat(500));
         let mut published = Published::new(true, payload, &config());
-        let first = published.shared_compressed_frame(15).as_ptr();
-        let second = published.shared_compressed_frame(15).as_ptr();
-        assert_eq!(first, second);
+        let first = compressed(&mut published, 15);
+        let Some(Some(frame)) = &published.shared[15] else {
+            panic!("not kept");
+        };
+        let kept = frame.as_ptr();
+        assert_eq!(compressed(&mut published, 15), first);
+        let Some(Some(frame)) = &published.shared[15] else {
+            panic!("not kept");
+        };
+        assert_eq!(frame.as_ptr(), kept);
     }
 
     #[test]

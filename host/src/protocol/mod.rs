@@ -5,7 +5,8 @@
 //!   an error response (the one place handshake errors map to HTTP statuses).
 //! - [`decoder`]: the receive state machine (frames → messages and control
 //!   events), enforcing every framing rule as bytes arrive.
-//! - [`encoder`]: unmasked server frames.
+//! - [`encoder`]: unmasked server frames, into an [`outbox`]: bytes waiting
+//!   for the socket, large payloads kept out of line for vectored writes.
 //! - [`static_files`]: plain HTTP requests for `--static` files: safe
 //!   paths, content types, conditional requests, response heads.
 //! - [`fanout`]: a published message framed once for its subscribers.
@@ -26,6 +27,7 @@ pub mod fanout;
 pub mod frame;
 pub mod handshake;
 pub mod header;
+pub mod outbox;
 pub mod static_files;
 pub mod utf8;
 

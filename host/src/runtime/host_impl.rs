@@ -134,7 +134,7 @@ impl websocket::HostConnection for GuestState {
         _this: Resource<ConnectionResource>,
         message: types::Message,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
-        let result = self.conn().send(outgoing(&message)).await;
+        let result = self.conn().send(outgoing(message)).await;
         Ok(result.map_err(connection_error))
     }
 
@@ -143,8 +143,8 @@ impl websocket::HostConnection for GuestState {
         _this: Resource<ConnectionResource>,
         messages: Vec<types::Message>,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
-        let batch: Vec<Outgoing<'_>> = messages.iter().map(outgoing).collect();
-        let result = self.conn().send_all(&batch).await;
+        let batch = messages.into_iter().map(outgoing).collect();
+        let result = self.conn().send_all(batch).await;
         Ok(result.map_err(connection_error))
     }
 
@@ -285,7 +285,7 @@ fn topic_error(error: TopicError) -> types::ConnectionError {
     types::ConnectionError::InvalidArgument(error.to_string())
 }
 
-fn outgoing(message: &types::Message) -> Outgoing<'_> {
+fn outgoing(message: types::Message) -> Outgoing {
     match message {
         types::Message::Text(text) => Outgoing::Text(text),
         types::Message::Binary(data) => Outgoing::Binary(data),

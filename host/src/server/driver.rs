@@ -14,6 +14,7 @@
 //! socket write and every read that was not for the guest.
 
 use std::future::Future;
+use std::io::IoSlice;
 use std::pin::Pin;
 
 use bytes::BytesMut;
@@ -24,6 +25,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::metrics::{Metrics, TRAFFIC_FLUSH_INTERVAL};
 use crate::protocol::connection::{Connection, ReadStatus, TimeoutAction, WriteStatus};
+use crate::protocol::outbox::Outbox;
 use crate::session::ConnectionHandle;
 
 /// A connection's read size while its peer sends little, and the size its
@@ -63,6 +65,13 @@ impl ReadSizing {
         } else if read < READ_MIN {
             self.next = READ_MIN;
         }
+    }
+
+    /// A large frame's payload is being read straight into its message:
+    /// keep reads through the buffer small, so the next frame's payload
+    /// goes straight in too.
+    fn direct(&mut self) {
+        self.next = READ_MIN;
     }
 
     /// With `buf` empty and the peer sending little (or gone quiet), give
@@ -153,6 +162,13 @@ impl<'a> TrafficFlush<'a> {
     }
 }
 
+/// What woke the reader.
+enum ReadWake {
+    Read(std::io::Result<usize>),
+    Notified,
+    Deadline,
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(
     conn: &ConnectionHandle,
     mut socket: R,
@@ -163,13 +179,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
     loop {
         let notified = conn.reader_notified();
         let now = Instant::now().into_std();
-        let (status, deadline) = conn.with_state(|state| {
+        let (status, deadline, mut loan) = conn.with_state(|state| {
             if let Some(error) = state.receive_data(&mut buf, now) {
                 let code = error.close_code();
                 tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
             }
             flush.maybe(state, Some(now));
-            (state.read_status(), state.poll_timeout())
+            // The rest of a large frame goes straight into its message.
+            let loan = state.lend_payload(buf.len());
+            (state.read_status(), state.poll_timeout(), loan)
         });
         match status {
             ReadStatus::Stop => return,
@@ -182,43 +200,68 @@ async fn read_loop<R: AsyncRead + Unpin>(
         }
         let reading = status != ReadStatus::Paused;
         sizing.shrink(&mut buf, false);
-        let offered = if reading { sizing.prepare(&mut buf) } else { 0 };
+        let offered = if reading && loan.is_none() {
+            sizing.prepare(&mut buf)
+        } else {
+            0
+        };
         let wake_at = deadline.map(Instant::from_std);
-        tokio::select! {
-            read = socket.read_buf(&mut buf), if reading => match read {
-                Ok(0) => {
-                    tracing::debug!(conn = conn.id(), "peer closed TCP");
-                    conn.with_state(|state| state.receive_eof());
-                    return;
+        let wake = tokio::select! {
+            read = async {
+                match loan.as_mut() {
+                    Some(loan) => socket.read_buf(loan).await,
+                    None => socket.read_buf(&mut buf).await,
                 }
-                Ok(read) => {
+            }, if reading => ReadWake::Read(read),
+            () = notified => ReadWake::Notified,
+            () = sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
+                ReadWake::Deadline
+            }
+        };
+        let now = Instant::now().into_std();
+        if let Some(loan) = loan {
+            sizing.direct();
+            let read = loan.read();
+            conn.with_state(|state| {
+                if read > 0 {
+                    state.heard_from_peer(now);
+                }
+                if let Some(error) = state.repay_payload(loan, now) {
+                    let code = error.close_code();
+                    tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
+                }
+            });
+        }
+        match wake {
+            ReadWake::Read(Ok(0)) => {
+                tracing::debug!(conn = conn.id(), "peer closed TCP");
+                conn.with_state(|state| state.receive_eof());
+                return;
+            }
+            ReadWake::Read(Ok(read)) => {
+                if offered > 0 {
                     sizing.after_read(read, offered);
-                    let now = Instant::now().into_std();
                     conn.with_state(|state| state.heard_from_peer(now));
                 }
-                Err(error) => {
-                    tracing::debug!(conn = conn.id(), %error, "read failed");
-                    conn.with_state(|state| state.receive_eof());
-                    return;
-                }
-            },
-            () = notified => {}
-            () = sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
-                let now = Instant::now().into_std();
-                match conn.with_state(|state| state.on_timeout(now)) {
-                    TimeoutAction::IdleClose => tracing::info!(conn = conn.id(), "idle timeout"),
-                    TimeoutAction::FailedLate => tracing::debug!(
-                        conn = conn.id(),
-                        "guest did not receive in time; failing now"
-                    ),
-                    TimeoutAction::CloseTimedOut => tracing::debug!(
-                        conn = conn.id(),
-                        "peer did not answer our close in time"
-                    ),
-                    TimeoutAction::Pinged => sizing.shrink(&mut buf, true),
-                    TimeoutAction::Nothing => {}
-                }
             }
+            ReadWake::Read(Err(error)) => {
+                tracing::debug!(conn = conn.id(), %error, "read failed");
+                conn.with_state(|state| state.receive_eof());
+                return;
+            }
+            ReadWake::Notified => {}
+            ReadWake::Deadline => match conn.with_state(|state| state.on_timeout(now)) {
+                TimeoutAction::IdleClose => tracing::info!(conn = conn.id(), "idle timeout"),
+                TimeoutAction::FailedLate => tracing::debug!(
+                    conn = conn.id(),
+                    "guest did not receive in time; failing now"
+                ),
+                TimeoutAction::CloseTimedOut => {
+                    tracing::debug!(conn = conn.id(), "peer did not answer our close in time")
+                }
+                TimeoutAction::Pinged => sizing.shrink(&mut buf, true),
+                TimeoutAction::Nothing => {}
+            },
         }
     }
 }
@@ -228,7 +271,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut socket: W,
     mut flush: TrafficFlush<'_>,
 ) {
-    let mut batch = Vec::new();
+    let mut batch = Outbox::new();
     loop {
         let notified = conn.writer_notified();
         let status = conn.with_state(|state| {
@@ -250,24 +293,38 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             WriteStatus::Write => {}
         }
-        // Flushing matters for TLS, whose records may wait in its buffer.
-        let written = match socket.write_all(&batch).await {
-            Ok(()) => socket.flush().await,
-            Err(error) => Err(error),
-        };
-        if let Err(error) = written {
+        if let Err(error) = write_batch(&mut socket, &mut batch).await {
             tracing::debug!(conn = conn.id(), %error, "write failed");
             conn.with_state(|state| state.receive_eof());
             return;
         }
-        batch.clear();
         // Give back a huge buffer rather than keep it for the connection's
         // whole life.
-        if batch.capacity() > 4 * READ_MAX {
-            batch = Vec::new();
-        }
+        batch.clear(4 * READ_MAX);
         conn.with_state(|state| state.wrote());
     }
+}
+
+/// How many pieces one vectored write offers (Linux takes up to 1024).
+const WRITE_SLICES: usize = 64;
+
+/// Write all of `batch`: vectored, so large payloads go out from where they
+/// are, next to the buffered headers and small frames.
+async fn write_batch<W: AsyncWrite + Unpin>(
+    socket: &mut W,
+    batch: &mut Outbox,
+) -> std::io::Result<()> {
+    while !batch.is_empty() {
+        let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+        let filled = batch.io_slices(&mut slices);
+        let written = socket.write_vectored(&slices[..filled]).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        batch.advance(written);
+    }
+    // Flushing matters for TLS, whose records may wait in its buffer.
+    socket.flush().await
 }
 
 #[cfg(test)]
@@ -366,7 +423,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     }
 
     /// Read one server frame: (opcode, payload).
-    async fn read_frame(client: &mut DuplexStream) -> (OpCode, Vec<u8>) {
+    async fn read_frame<R: AsyncRead + Unpin>(client: &mut R) -> (OpCode, Vec<u8>) {
         let mut buf = vec![
             client.read_u8().await.unwrap(),
             client.read_u8().await.unwrap(),
@@ -390,7 +447,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 crate::protocol::DataMessage::Text(text),
             ) = incoming
             {
-                conn.send(Outgoing::Text(&text)).await.unwrap();
+                conn.send(Outgoing::Text(text)).await.unwrap();
             }
         }
         conn.guest_finished(&GuestOutcome::Returned);
@@ -437,6 +494,43 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             assert!(rest.is_empty());
         };
         tokio::join!(server_side, client_side);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn large_messages_are_read_straight_in_and_written_in_pieces() {
+        let conn = handle(ConnectionConfig::default());
+        // A pipe far smaller than the messages: every write is partial.
+        let (server, mut client) = tokio::io::duplex(8 << 10);
+        let server_side = serve_echo(&conn, server);
+        let client_side = async {
+            read_head(&mut client).await;
+            for len in [300_000, 16_384, 70_000] {
+                let text: String = (0..len)
+                    .map(|i| char::from(b'a' + (i % 26) as u8))
+                    .collect();
+                let frame = client_frame(OpCode::Text, text.as_bytes());
+                let (mut reader, mut writer) = tokio::io::split(&mut client);
+                let ((), echoed) = tokio::join!(
+                    async { writer.write_all(&frame).await.unwrap() },
+                    read_frame(&mut reader)
+                );
+                assert_eq!(echoed.0, OpCode::Text);
+                assert!(echoed.1 == text.as_bytes(), "{len} bytes echoed intact");
+            }
+            client
+                .write_all(&client_frame(OpCode::Close, &1000u16.to_be_bytes()))
+                .await
+                .unwrap();
+            read_frame(&mut client).await
+        };
+        let ((), closed) = tokio::join!(server_side, client_side);
+        assert_eq!(closed.0, OpCode::Close);
+        let stats = conn.with_state(|state| state.stats());
+        assert_eq!(stats.messages_received, 3);
+        assert_eq!(stats.messages_sent, 3);
+        // Every frame byte counted once, read straight in or not.
+        let frame_bytes = (300_000 + 14) + (16_384 + 8) + (70_000 + 14) + (2 + 4 + 2);
+        assert_eq!(stats.bytes_received, frame_bytes);
     }
 
     #[tokio::test(start_paused = true)]

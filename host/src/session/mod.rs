@@ -173,14 +173,15 @@ impl ConnectionHandle {
 
     /// Queue messages as one batch, then wait while the write buffer is over
     /// its high-water mark.
-    pub async fn send_all(&self, messages: &[Outgoing<'_>]) -> Result<(), ConnectionError> {
+    pub async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), ConnectionError> {
         self.with_state(|state| state.send(messages))?;
         self.wait_for_drain().await
     }
 
     /// Send one message.
-    pub async fn send(&self, message: Outgoing<'_>) -> Result<(), ConnectionError> {
-        self.send_all(&[message]).await
+    pub async fn send(&self, message: Outgoing) -> Result<(), ConnectionError> {
+        self.with_state(|state| state.send([message]))?;
+        self.wait_for_drain().await
     }
 
     /// Send a ping; its pong is not awaited.
@@ -287,13 +288,14 @@ impl ConnectionHandle {
         loop {
             let notified = self.shared.guest_wake.notified();
             {
-                let state = self.lock();
+                let mut state = self.lock();
                 if state.is_gone() {
                     return Err(ConnectionError::ConnectionClosed);
                 }
                 if state.pending_write_bytes() < high_water {
                     return Ok(());
                 }
+                state.wait_for_drain();
             }
             notified.await;
         }
