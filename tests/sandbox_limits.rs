@@ -186,3 +186,35 @@ async fn guest_output_is_logged_with_its_connection_and_version() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn recursion_past_the_guest_stack_closes_only_that_connection() {
+    let host = Host::start("misbehave", &["--guest-stack", "64KiB"]);
+    let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    echo_once(&mut neighbour, "before".into()).await;
+
+    let mut deep = RawClient::connect(host.addr, "/recurse", &[]).await;
+    // 16 calls fit in 64 KiB (about 500 do, at 64-128 bytes a frame)...
+    deep.send_frame(true, op::TEXT, b"16").await;
+    let answer = deep.read_frame().await.expect("an answer");
+    assert_eq!(answer.payload, b"depth 16");
+    // ...5,000 do not.
+    deep.send_frame(true, op::TEXT, b"5000").await;
+    let (code, _) = deep.expect_close().await;
+    assert_eq!(code, 1011);
+    host.wait_for_log(&["guest failed", "call stack exhausted"]);
+
+    echo_once(&mut neighbour, "after".into()).await;
+}
+
+#[tokio::test]
+async fn the_default_guest_stack_holds_deep_recursion() {
+    let host = Host::start("misbehave", &[]);
+    let mut deep = RawClient::connect(host.addr, "/recurse", &[]).await;
+    // What 64 KiB refuses, the default 512 KiB holds (at most 256 KiB).
+    deep.send_frame(true, op::TEXT, b"2000").await;
+    let answer = deep.read_frame().await.expect("an answer");
+    assert_eq!(answer.payload, b"depth 2000");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DEFAULT_POOL_CORE_INSTANCES, ServerConfig};
+use crate::config::{DEFAULT_POOL_CORE_INSTANCES, MIN_GUEST_STACK, ServerConfig};
 use crate::protocol::deflate::DeflateConfig;
 use crate::session::broker::BrokerUrl;
 
@@ -83,6 +83,12 @@ pub struct PoolArgs {
     #[arg(long, default_value_t = DEFAULT_POOL_CORE_INSTANCES, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub pool_core_instances: u32,
+    /// Most stack one guest's wasm code may use; deeper recursion traps and
+    /// closes the connection with 1011. Every example guest (Rust,
+    /// JavaScript, Python) runs in 16KiB, the least allowed; each
+    /// connection's fiber stack is this plus 1MiB for the host's own calls.
+    #[arg(long, default_value = "512KiB", value_parser = parse_guest_stack)]
+    pub guest_stack: u64,
 }
 
 /// Arguments of `host serve`.
@@ -252,6 +258,7 @@ impl ServeArgs {
             close_timeout: self.close_timeout,
             max_connections: self.pool.max_connections,
             guest_memory: usize::try_from(self.pool.guest_memory).unwrap_or(usize::MAX),
+            guest_stack: usize::try_from(self.pool.guest_stack).unwrap_or(usize::MAX),
             pool_core_instances: self.pool.pool_core_instances,
             threads: self.threads,
             guest_cpu: (self.guest_cpu_ms > 0).then(|| Duration::from_millis(self.guest_cpu_ms)),
@@ -343,6 +350,16 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
+/// Parse `--guest-stack`: a size from [`MIN_GUEST_STACK`] to 64MiB.
+fn parse_guest_stack(text: &str) -> Result<u64, String> {
+    let size = parse_size(text)?;
+    let (min, max) = (MIN_GUEST_STACK as u64, 64 << 20);
+    if !(min..=max).contains(&size) {
+        return Err(format!("{text:?} is outside 16KiB..=64MiB"));
+    }
+    Ok(size)
+}
+
 /// Parse a duration: a number followed by `ms`, `s` or `m` (seconds if no
 /// unit).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -376,6 +393,20 @@ mod tests {
         assert!(parse_size("12XB").is_err());
         assert!(parse_size("MiB").is_err());
         assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn guest_stacks_are_sizes_within_bounds() {
+        assert_eq!(parse_guest_stack("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_guest_stack("16KiB"), Ok(16 << 10));
+        assert_eq!(parse_guest_stack("64MiB"), Ok(64 << 20));
+        assert!(
+            parse_guest_stack("15KiB")
+                .unwrap_err()
+                .contains("16KiB..=64MiB")
+        );
+        assert!(parse_guest_stack("65MiB").is_err());
+        assert!(parse_guest_stack("lots").is_err());
     }
 
     #[test]

@@ -17,6 +17,19 @@ use crate::session::topics::TopicsConfig;
 /// uses 3, so it leaves room for a somewhat bigger one.
 pub const DEFAULT_POOL_CORE_INSTANCES: u32 = 8;
 
+/// The guest's wasm stack by default: wasmtime's own default, which every
+/// example guest fits in with room to spare (see `--guest-stack`).
+pub const DEFAULT_GUEST_STACK: usize = 512 << 10;
+
+/// The smallest `--guest-stack`: below it even a guest's start-up fails.
+pub const MIN_GUEST_STACK: usize = 16 << 10;
+
+/// What a connection's fiber stack holds beyond the guest's wasm stack:
+/// the host functions the guest calls run on it (wasmtime's own default
+/// keeps 1.5 MiB; the host's calls are shallow, but overflowing it would
+/// end the process, not the connection, so the margin is wide).
+pub const HOST_STACK_HEADROOM: usize = 1 << 20;
+
 /// Everything `host serve` can be told. Each field documents its default.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -50,6 +63,10 @@ pub struct ServerConfig {
     /// Most linear memory one guest instance may grow to, in bytes.
     /// Default 256 MiB.
     pub guest_memory: usize,
+    /// Most stack one guest's wasm code may use, in bytes; deeper recursion
+    /// traps (1011). Its fiber stack is this plus
+    /// [`HOST_STACK_HEADROOM`]. Default 512 KiB.
+    pub guest_stack: usize,
     /// Core instances the pool keeps per connection even when the app
     /// needs fewer, so a hot swap to a component needing up to this many
     /// fits (see `runtime::PoolPlan`). Default
@@ -181,6 +198,7 @@ impl ServerConfig {
         );
         check(self.threads != new.threads, "threads");
         check(self.guest_memory != new.guest_memory, "guest-memory");
+        check(self.guest_stack != new.guest_stack, "guest-stack");
         check(
             self.pool_core_instances != new.pool_core_instances,
             "pool-core-instances",
@@ -209,6 +227,7 @@ impl ServerConfig {
             max_connections: self.max_connections,
             threads: self.threads,
             guest_memory: self.guest_memory,
+            guest_stack: self.guest_stack,
             pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
@@ -249,6 +268,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             threads: 0,
             guest_memory: 256 << 20,
+            guest_stack: DEFAULT_GUEST_STACK,
             pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,

@@ -35,7 +35,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, Store, UpdateDeadline};
 
-use crate::config::ServerConfig;
+use crate::config::{HOST_STACK_HEADROOM, ServerConfig};
 use crate::metrics::Metrics;
 use crate::session::{ConnectionHandle, GuestFailure, GuestOutcome};
 use bindings::{HandlerPre, PendingConnectionResource};
@@ -122,6 +122,10 @@ impl Runtime {
         // rather than stay resident in an unused pool slot, and the next
         // guest cannot read what the last one left there.
         wasm_config.async_stack_zeroing(true);
+        // The guest's stack limit, and its fiber stack: that plus room for
+        // the host calls that run on it.
+        wasm_config.max_wasm_stack(config.guest_stack);
+        wasm_config.async_stack_size(config.guest_stack.saturating_add(HOST_STACK_HEADROOM));
         let pool = PoolPlan::new(
             config.max_connections,
             config.pool_core_instances,

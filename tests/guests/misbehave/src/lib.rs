@@ -15,6 +15,7 @@
 //! | `/close-first` | accept, close with 1000 `done`, then receive until the client's close or the connection ends |
 //! | `/max-message` | accept with `max_message_size` 1000, then echo |
 //! | `/no-compression` | accept with compression turned off, then echo |
+//! | `/recurse` | accept; for each text message `N`, recurse N calls deep on the wasm stack and answer `depth N` |
 //! | anything else | accept and echo |
 //!
 //! "Echo" sends every text and binary message back until the connection ends,
@@ -77,6 +78,16 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
             Ok(())
         }
         "/no-answer" => Ok(()),
+        "/recurse" => {
+            let conn = pending.accept()?;
+            loop {
+                let Message::Text(text) = conn.receive()? else {
+                    continue;
+                };
+                let depth: u32 = text.trim().parse().unwrap_or(0);
+                conn.send(Message::Text(format!("depth {}", recurse(depth))))?;
+            }
+        }
         "/pongs" => {
             let conn = pending.accept_with(AcceptOptions::default().receive_pongs(true))?;
             conn.send_ping("hello")?;
@@ -103,6 +114,26 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
         }
         _ => echo(&pending.accept()?),
     }
+}
+
+/// Recurse `depth` calls deep on the wasm stack (values only, nothing
+/// whose address is taken, so none of it goes to the shadow stack in
+/// linear memory); returns `depth`.
+#[inline(never)]
+fn recurse(depth: u32) -> u32 {
+    fn down(depth: u32, a: u64, b: u64, c: u64, d: u64) -> u64 {
+        if depth == 0 {
+            return a ^ b ^ c ^ d;
+        }
+        // Every argument is used after the call: it is not a tail call and
+        // all four stay live in this frame.
+        let below = down(depth - 1, b.rotate_left(1), c ^ a, d.wrapping_add(3), a);
+        below.wrapping_mul(a | 1) ^ b ^ c.rotate_right(7) ^ d
+    }
+    let mixed = down(depth, u64::from(depth), 2, 3, 4);
+    // `mixed` is never 1 << 63 for the depths used; the branch keeps the
+    // work from being optimised away.
+    if mixed == 1 << 63 { 0 } else { depth }
 }
 
 fn echo(conn: &Connection) -> guest_sdk::Result<()> {
