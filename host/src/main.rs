@@ -22,6 +22,8 @@ use wsbox::server::tls::CertStore;
 type LogFilter = reload::Handle<EnvFilter, Registry>;
 
 fn main() -> ExitCode {
+    // First, while this is the only thread.
+    wsbox::server::trim::configure_allocator();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let cli = match config_file::resolve(&argv) {
         Ok(cli) => cli,

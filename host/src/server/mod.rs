@@ -501,10 +501,16 @@ impl Server {
                 "topic messages dropped for backpressure"
             );
         }
-        self.live
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&id);
+        {
+            let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+            live.remove(&id);
+            // A map that grew for a wave gives its table back as the wave
+            // ends (rehashing the few left is cheap next to what it frees).
+            if live.capacity() > 64 && live.len() < live.capacity() / 8 {
+                let keep = live.len() * 2;
+                live.shrink_to(keep);
+            }
+        }
         access_log(&conn, &version, started.elapsed());
         if let Some(metrics) = metrics {
             let (traffic, status, close) = conn.with_state(|state| {
