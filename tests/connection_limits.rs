@@ -209,3 +209,26 @@ fn a_second_host_on_the_same_port_is_refused() {
         "stderr: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn decommit_batches_larger_than_the_pool_never_refuse_a_connection() {
+    // 2 connections + 16 spare slots, decommitted 64 at a time: past the
+    // 18th connection every free slot waits for a batch that cannot fill,
+    // so the pool must flush it to serve the next one.
+    let host = Host::start(
+        "echo",
+        &["--max-connections", "2", "--decommit-batch", "64"],
+    );
+    for round in 0..40u8 {
+        let mut client = RawClient::connect(host.addr, "/", &[]).await;
+        client.send_frame(true, op::BINARY, &[round; 8]).await;
+        let echo = client.read_frame().await.expect("an echo");
+        assert_eq!(echo.payload, [round; 8], "connection {round}");
+        client
+            .send_frame(true, op::CLOSE, &close_payload(1000, ""))
+            .await;
+        let (code, _) = client.expect_close().await;
+        assert_eq!(code, 1000);
+        client.expect_eof().await;
+    }
+}

@@ -67,6 +67,10 @@ pub struct ServerConfig {
     /// traps (1011). Its fiber stack is this plus
     /// [`HOST_STACK_HEADROOM`]. Default 512 KiB.
     pub guest_stack: usize,
+    /// Finished instances whose pages are decommitted in one go (one
+    /// `process_madvise`, one TLB flush); until a batch fills, up to this
+    /// many less one stay resident. Default 1.
+    pub decommit_batch: usize,
     /// Core instances the pool keeps per connection even when the app
     /// needs fewer, so a hot swap to a component needing up to this many
     /// fits (see `runtime::PoolPlan`). Default
@@ -199,6 +203,7 @@ impl ServerConfig {
         check(self.threads != new.threads, "threads");
         check(self.guest_memory != new.guest_memory, "guest-memory");
         check(self.guest_stack != new.guest_stack, "guest-stack");
+        check(self.decommit_batch != new.decommit_batch, "decommit-batch");
         check(
             self.pool_core_instances != new.pool_core_instances,
             "pool-core-instances",
@@ -228,6 +233,7 @@ impl ServerConfig {
             threads: self.threads,
             guest_memory: self.guest_memory,
             guest_stack: self.guest_stack,
+            decommit_batch: self.decommit_batch,
             pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
@@ -269,6 +275,7 @@ impl Default for ServerConfig {
             threads: 0,
             guest_memory: 256 << 20,
             guest_stack: DEFAULT_GUEST_STACK,
+            decommit_batch: 1,
             pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,

@@ -156,6 +156,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     config.guest_memory = usize::try_from(args.pool.guest_memory).unwrap_or(usize::MAX);
     config.pool_core_instances = args.pool.pool_core_instances;
     config.guest_stack = usize::try_from(args.pool.guest_stack).unwrap_or(usize::MAX);
+    config.decommit_batch = args.pool.decommit_batch as usize;
     config.cache_dir = wsbox::runtime::default_cache_dir();
     let (min_core, guest_memory) = (config.pool_core_instances, config.guest_memory);
     let report = (|| -> anyhow::Result<_> {

@@ -115,6 +115,9 @@ pub struct PoolPlan {
     /// Linear memory one connection may use, all memories together
     /// (`--guest-memory`); also the size of a memory slot.
     pub guest_memory: u64,
+    /// How many finished instances' pages are given back to the system
+    /// in one go (`--decommit-batch`, default 1: at once).
+    pub decommit_batch: usize,
 }
 
 impl PoolPlan {
@@ -137,6 +140,7 @@ impl PoolPlan {
             tables_per_module: cost.tables_per_module.max(1),
             table_elements: cost.largest_table.max(DEFAULT_TABLE_ELEMENTS),
             guest_memory: u64::try_from(guest_memory).unwrap_or(u64::MAX),
+            decommit_batch: 1,
         }
     }
 
@@ -158,7 +162,8 @@ impl PoolPlan {
     /// wasmtime's pooling allocator configured to this plan.
     pub fn allocation_config(&self) -> PoolingAllocationConfig {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(self.slots)
+        pool.decommit_batch_size(self.decommit_batch.max(1))
+            .total_component_instances(self.slots)
             .total_core_instances(self.total_core_instances())
             .total_memories(self.total_memories())
             .total_tables(self.total_tables())

@@ -126,12 +126,13 @@ impl Runtime {
         // the host calls that run on it.
         wasm_config.max_wasm_stack(config.guest_stack);
         wasm_config.async_stack_size(config.guest_stack.saturating_add(HOST_STACK_HEADROOM));
-        let pool = PoolPlan::new(
+        let mut pool = PoolPlan::new(
             config.max_connections,
             config.pool_core_instances,
             config.guest_memory,
             cost,
         );
+        pool.decommit_batch = config.decommit_batch;
         wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(
             pool.allocation_config(),
         ));
