@@ -89,11 +89,12 @@ pub struct PoolArgs {
     /// connection's fiber stack is this plus 1MiB for the host's own calls.
     #[arg(long, default_value = "512KiB", value_parser = parse_guest_stack)]
     pub guest_stack: u64,
-    /// Finished instances whose memory is given back to the system in one
-    /// go. 1 (the default): each at once. Larger batches cost fewer TLB
-    /// flushes, which servers with many short connections feel (8: about
-    /// 25 % less CPU per connection), but keep up to N-1 finished instances'
-    /// pages (about 24KiB each) until the batch fills.
+    /// Memory regions of finished guest instances (each memory and table,
+    /// and the fiber stack: 4 for the example guests) given back to the
+    /// system in one call. 1 (the default): each at once. Larger batches
+    /// cost fewer TLB flushes, which servers with many short connections
+    /// feel (8: about 25 % less CPU per connection), but keep up to N-1
+    /// regions resident until the batch fills.
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub decommit_batch: u32,

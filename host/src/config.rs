@@ -67,7 +67,7 @@ pub struct ServerConfig {
     /// traps (1011). Its fiber stack is this plus
     /// [`HOST_STACK_HEADROOM`]. Default 512 KiB.
     pub guest_stack: usize,
-    /// Finished instances whose pages are decommitted in one go (one
+    /// Memory regions of finished instances decommitted in one go (one
     /// `process_madvise`, one TLB flush); until a batch fills, up to this
     /// many less one stay resident. Default 1.
     pub decommit_batch: usize,

@@ -115,8 +115,8 @@ pub struct PoolPlan {
     /// Linear memory one connection may use, all memories together
     /// (`--guest-memory`); also the size of a memory slot.
     pub guest_memory: u64,
-    /// How many finished instances' pages are given back to the system
-    /// in one go (`--decommit-batch`, default 1: at once).
+    /// How many memory regions of finished instances are given back to
+    /// the system in one go (`--decommit-batch`, default 1: at once).
     pub decommit_batch: usize,
 }
 
