@@ -1092,32 +1092,41 @@ impl Connection {
     /// frame it may have completed, as [`Connection::receive_data`] does.
     pub fn repay_payload(&mut self, loan: PayloadLoan, now: Instant) -> Option<ProtocolError> {
         self.stats.bytes_received += loan.read() as u64;
-        let result = self.decoder.as_mut()?.repay(loan);
-        match result {
-            Ok(Some(event)) => {
-                self.on_event(event);
-                None
-            }
-            Ok(None) => None,
-            Err(error) => {
-                self.on_protocol_error(&error, now);
-                Some(error)
-            }
-        }
+        let decoded = self.decoder.as_mut()?.repay(loan);
+        self.on_decoded(decoded, now).err()
     }
 
     fn decode_frames(&mut self, buf: &mut BytesMut, now: Instant) -> Option<ProtocolError> {
         while matches!(self.read_status(), ReadStatus::Read | ReadStatus::Paused) {
-            match self.decoder.as_mut()?.decode(buf) {
-                Ok(None) => return None,
-                Ok(Some(event)) => self.on_event(event),
-                Err(error) => {
-                    self.on_protocol_error(&error, now);
-                    return Some(error);
-                }
+            let decoded = self.decoder.as_mut()?.decode(buf);
+            match self.on_decoded(decoded, now) {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(error) => return Some(error),
             }
         }
         None
+    }
+
+    /// Act on what the decoder returned: an event is queued or answered
+    /// (`Ok(true)`), an error fails the connection and is returned for the
+    /// log; `Ok(false)`: the decoder needs more bytes.
+    fn on_decoded(
+        &mut self,
+        decoded: Result<Option<Event>, ProtocolError>,
+        now: Instant,
+    ) -> Result<bool, ProtocolError> {
+        match decoded {
+            Ok(Some(event)) => {
+                self.on_event(event);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(error) => {
+                self.on_protocol_error(&error, now);
+                Err(error)
+            }
+        }
     }
 
     fn on_event(&mut self, event: Event) {

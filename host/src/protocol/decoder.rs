@@ -295,12 +295,16 @@ impl Decoder {
             State::Lent(_) => return Ok(None),
             State::Header | State::Payload(_) => {}
         }
-        self.decode_inner(buf).inspect_err(|e| {
-            self.state = State::Failed(e.clone());
-            self.message = None;
-            self.payload = Vec::new();
-            self.control = Vec::new();
-        })
+        self.decode_inner(buf).inspect_err(|e| self.poison(e))
+    }
+
+    /// After an error: drop what was being assembled and return `error`
+    /// from every later call.
+    fn poison(&mut self, error: &ProtocolError) {
+        self.state = State::Failed(error.clone());
+        self.message = None;
+        self.payload = Vec::new();
+        self.control = Vec::new();
     }
 
     /// Lend the open message's buffer, to read the current data frame's
@@ -333,12 +337,7 @@ impl Decoder {
     /// masked): they are unmasked and checked as if passed to
     /// [`Decoder::decode`]. Returns the event the frame completed, if any.
     pub fn repay(&mut self, loan: PayloadLoan) -> Result<Option<Event>, ProtocolError> {
-        self.repay_inner(loan).inspect_err(|e| {
-            self.state = State::Failed(e.clone());
-            self.message = None;
-            self.payload = Vec::new();
-            self.control = Vec::new();
-        })
+        self.repay_inner(loan).inspect_err(|e| self.poison(e))
     }
 
     fn repay_inner(&mut self, loan: PayloadLoan) -> Result<Option<Event>, ProtocolError> {

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 
 use crate::metrics::{Metrics, TRAFFIC_FLUSH_INTERVAL};
+use crate::protocol::ProtocolError;
 use crate::protocol::connection::{Connection, ReadStatus, TimeoutAction, WriteStatus};
 use crate::protocol::outbox::Outbox;
 use crate::session::ConnectionHandle;
@@ -181,8 +182,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let now = Instant::now().into_std();
         let (status, deadline, mut loan) = conn.with_state(|state| {
             if let Some(error) = state.receive_data(&mut buf, now) {
-                let code = error.close_code();
-                tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
+                log_failure(conn, &error);
             }
             flush.maybe(state, Some(now));
             // The rest of a large frame goes straight into its message.
@@ -219,16 +219,25 @@ async fn read_loop<R: AsyncRead + Unpin>(
             }
         };
         let now = Instant::now().into_std();
-        if let Some(loan) = loan {
+        let read = match wake {
+            ReadWake::Read(Ok(read)) => read,
+            _ => 0,
+        };
+        if loan.is_some() {
             sizing.direct();
-            let read = loan.read();
+        } else if read > 0 {
+            sizing.after_read(read, offered);
+        }
+        // A lent buffer goes back whatever woke the reader.
+        if read > 0 || loan.is_some() {
             conn.with_state(|state| {
                 if read > 0 {
                     state.heard_from_peer(now);
                 }
-                if let Some(error) = state.repay_payload(loan, now) {
-                    let code = error.close_code();
-                    tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
+                if let Some(loan) = loan
+                    && let Some(error) = state.repay_payload(loan, now)
+                {
+                    log_failure(conn, &error);
                 }
             });
         }
@@ -238,12 +247,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 conn.with_state(|state| state.receive_eof());
                 return;
             }
-            ReadWake::Read(Ok(read)) => {
-                if offered > 0 {
-                    sizing.after_read(read, offered);
-                    conn.with_state(|state| state.heard_from_peer(now));
-                }
-            }
+            ReadWake::Read(Ok(_)) => {}
             ReadWake::Read(Err(error)) => {
                 tracing::debug!(conn = conn.id(), %error, "read failed");
                 conn.with_state(|state| state.receive_eof());
@@ -264,6 +268,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
             },
         }
     }
+}
+
+/// Log the protocol error that failed the connection, with its close code.
+fn log_failure(conn: &ConnectionHandle, error: &ProtocolError) {
+    let code = error.close_code();
+    tracing::info!(conn = conn.id(), %error, code = code.0, "failing connection");
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
