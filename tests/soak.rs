@@ -163,3 +163,41 @@ async fn idle_waves_give_back_their_memory() {
         last.saturating_sub(first)
     );
 }
+
+/// The host restarts itself with glibc's per-thread caches of freed blocks off (they pin pages
+/// that the trim cannot return: `configure_allocator` in `host/src/server/trim.rs`), keeping its
+/// pid and its arguments, and serves as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_runs_with_the_allocator_caches_off() {
+    let host = Host::start("echo", &["--max-connections", "8"]);
+    let pid = host.pid();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("/proc/PID/environ");
+    let tunables = environ
+        .split(|&b| b == 0)
+        .find_map(|var| var.strip_prefix(b"GLIBC_TUNABLES="))
+        .map(|value| String::from_utf8_lossy(value).into_owned());
+    match std::env::var("GLIBC_TUNABLES") {
+        // Whoever runs the tests sized the cache: the host keeps their choice.
+        Ok(ours) if ours.contains("glibc.malloc.tcache_count=") => {
+            assert_eq!(tunables.as_deref(), Some(ours.as_str()));
+        }
+        _ => assert!(
+            tunables.as_deref().is_some_and(|t| t
+                .split(':')
+                .any(|item| item == "glibc.malloc.tcache_count=0")),
+            "GLIBC_TUNABLES of the running host: {tunables:?}"
+        ),
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("/proc/PID/cmdline");
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    assert_eq!(args.get(1).copied(), Some(&b"serve"[..]), "{args:?}");
+    assert!(args.contains(&&b"--max-connections"[..]), "{args:?}");
+    let mut client = RawClient::connect(host.addr, "/", &[]).await;
+    client.send_frame(true, op::TEXT, b"still serving").await;
+    let echo = client.read_frame().await.expect("the echo");
+    assert_eq!(
+        (echo.opcode, &echo.payload[..]),
+        (op::TEXT, &b"still serving"[..])
+    );
+    close(&mut client).await;
+}

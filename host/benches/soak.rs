@@ -55,6 +55,8 @@ usage: cargo bench -p host --bench soak -- [options]
   --guest PATH       guest component       [<target>/wasm32-wasip2/release/echo.wasm]
   --host-arg ARG     one more argument to `host serve` (repeatable)
   --no-metrics       do not run the host with --metrics-listen (no gauges)
+  --smaps DIR        also copy the host's /proc/PID/smaps to DIR/<wave>-<phase>.smaps
+                     at each measurement (to see which mappings hold what stays)
 
 <target> is $CARGO_TARGET_DIR, else <workspace>/target.
 ";
@@ -87,6 +89,7 @@ struct Options {
     guest: PathBuf,
     host_args: Vec<String>,
     metrics: bool,
+    smaps: Option<PathBuf>,
 }
 
 impl Options {
@@ -102,6 +105,7 @@ impl Options {
             guest: guest_path("echo"),
             host_args: Vec::new(),
             metrics: true,
+            smaps: None,
         };
         let mut flags = Flags::new(args);
         while let Some(mut flag) = flags.next_flag() {
@@ -115,6 +119,7 @@ impl Options {
                 "--guest" => o.guest = user_path(&flag.value()?),
                 "--host-arg" => o.host_args.push(flag.value()?),
                 "--no-metrics" => o.metrics = false,
+                "--smaps" => o.smaps = Some(user_path(&flag.value()?)),
                 "--bench" => {}
                 "-h" | "--help" => return Ok(None),
                 _ => bail!("unknown option {:?}\n\n{USAGE}", flag.arg),
@@ -199,6 +204,15 @@ fn run(o: &Options) -> Result<()> {
     );
     thread::sleep(o.settle);
     let start = Snapshot::take(pid, metrics)?;
+    let keep_smaps = |wave: &str, phase: &str| -> Result<()> {
+        let Some(dir) = &o.smaps else { return Ok(()) };
+        std::fs::create_dir_all(dir)?;
+        let to = dir.join(format!("{wave}-{phase}.smaps"));
+        std::fs::copy(format!("/proc/{pid}/smaps"), &to)
+            .with_context(|| format!("copying the host's smaps to {}", to.display()))?;
+        Ok(())
+    };
+    keep_smaps("0", "start")?;
 
     let max_maps = max_map_count()?;
     let needed = start.maps + MAPS_PER_INSTANCE * o.connections;
@@ -243,6 +257,7 @@ fn run(o: &Options) -> Result<()> {
         thread::sleep(o.settle);
         server.ensure_running()?;
         Snapshot::take(pid, metrics)?.print(&wave.to_string(), "open", began.elapsed());
+        keep_smaps(&wave.to_string(), "open")?;
 
         let failed = runtime.block_on(close(conns, o.concurrency));
         if failed > 0 {
@@ -256,6 +271,7 @@ fn run(o: &Options) -> Result<()> {
         server.ensure_running()?;
         let after = Snapshot::take(pid, metrics)?;
         after.print(&wave.to_string(), "closed", began.elapsed());
+        keep_smaps(&wave.to_string(), "closed")?;
         closed.push(after);
     }
     verdict(&start, &closed)
