@@ -140,7 +140,7 @@ impl PoolPlan {
             tables_per_module: cost.tables_per_module.max(1),
             table_elements: cost.largest_table.max(DEFAULT_TABLE_ELEMENTS),
             guest_memory: u64::try_from(guest_memory).unwrap_or(u64::MAX),
-            decommit_batch: 1,
+            decommit_batch: crate::config::DEFAULT_DECOMMIT_BATCH,
         }
     }
 
