@@ -13,11 +13,12 @@
 //! costs two stack switches, and a plain `join!` would pay them for every
 //! socket write and every read that was not for the guest.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::io::IoSlice;
 use std::pin::Pin;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -29,14 +30,24 @@ use crate::protocol::connection::{Connection, ReadStatus, TimeoutAction, WriteSt
 use crate::protocol::outbox::Outbox;
 use crate::session::ConnectionHandle;
 
-/// A connection's read size while its peer sends little, and the size its
-/// buffer shrinks back to: an idle connection holds this much (mostly
-/// untouched, so mostly not resident), not the largest read it ever made.
+/// The most a read asks for while the peer sends little, and where reads
+/// start again after a small one.
 const READ_MIN: usize = 4 << 10;
 
 /// The largest single read: reads double up to this while each one fills
-/// the buffer (a peer streaming large messages).
+/// what was offered (a peer streaming large messages).
 const READ_MAX: usize = 64 << 10;
+
+thread_local! {
+    /// This thread's read buffer, shared by all its connections. A
+    /// connection reads into it while it holds no partial frame of its own;
+    /// the frames read are decoded before its task yields, and only a
+    /// partial frame left over is copied into the connection's own buffer.
+    /// So an idle connection holds no read buffer at all, and a complete
+    /// small frame costs no buffer of its own. It grows once per thread, to
+    /// [`READ_MAX`] at most.
+    static SHARED_READS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
 
 /// How much the next read asks for: [`READ_MIN`] while the peer sends
 /// little, doubling to [`READ_MAX`] while reads fill what was offered, and
@@ -75,16 +86,35 @@ impl ReadSizing {
         self.next = READ_MIN;
     }
 
-    /// With `buf` empty and the peer sending little (or gone quiet), give
-    /// back a buffer a burst had grown.
-    fn shrink(&mut self, buf: &mut BytesMut, idle: bool) {
-        if idle {
-            self.next = READ_MIN;
-        }
-        if buf.is_empty() && self.next == READ_MIN && buf.capacity() > 2 * READ_MIN {
-            *buf = BytesMut::new();
-        }
+    /// The connection has gone quiet: start small again.
+    fn idle(&mut self) {
+        self.next = READ_MIN;
     }
+}
+
+/// A connection's own read buffer, once it holds nothing: given back, so
+/// that only connections in the middle of a frame keep one.
+fn release_if_empty(own: &mut BytesMut) {
+    if own.is_empty() && own.capacity() > 0 {
+        *own = BytesMut::new();
+    }
+}
+
+/// Read once from `socket` into this thread's [`SHARED_READS`], at most
+/// `limit` bytes. The buffer is borrowed only within each poll: while the
+/// read waits, no connection holds it.
+async fn read_shared<R: AsyncRead + Unpin>(socket: &mut R, limit: usize) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        SHARED_READS.with_borrow_mut(|shared| {
+            if shared.capacity() - shared.len() < limit {
+                shared.reserve(limit);
+            }
+            let mut room = BufMut::limit(&mut *shared, limit);
+            let read = socket.read_buf(&mut room);
+            std::pin::pin!(read).poll(cx)
+        })
+    })
+    .await
 }
 
 /// Drive `conn`'s socket, beside its guest, until both are over: the
@@ -93,19 +123,18 @@ impl ReadSizing {
 /// handshake (the client's first frames). With `metrics`, the connection's
 /// traffic is added to them now and then (what is left at its end is the
 /// caller's to add).
-pub async fn run_io<S, G>(
-    conn: &ConnectionHandle,
+pub async fn run_io<'a, S>(
+    conn: &'a ConnectionHandle,
     stream: S,
     leftover: BytesMut,
-    metrics: Option<&Metrics>,
-    guest: G,
+    metrics: Option<&'a Metrics>,
+    guest: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-    G: Future<Output = ()> + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
 {
     let (read_half, write_half) = tokio::io::split(stream);
-    let parts: [Pin<Box<dyn Future<Output = ()> + Send + '_>>; 3] = [
-        Box::pin(guest),
+    let parts: [Pin<Box<dyn Future<Output = ()> + Send + 'a>>; 3] = [
+        guest,
         Box::pin(read_loop(
             conn,
             read_half,
@@ -173,20 +202,37 @@ enum ReadWake {
 async fn read_loop<R: AsyncRead + Unpin>(
     conn: &ConnectionHandle,
     mut socket: R,
-    mut buf: BytesMut,
+    leftover: BytesMut,
     mut flush: TrafficFlush<'_>,
 ) {
     let mut sizing = ReadSizing::new();
+    // Bytes of a frame not yet complete; the last read went here if this
+    // was not empty, else into the thread's shared buffer.
+    let mut own = leftover;
     loop {
         let notified = conn.reader_notified();
         let now = Instant::now().into_std();
         let (status, deadline, mut loan) = conn.with_state(|state| {
-            if let Some(error) = state.receive_data(&mut buf, now) {
+            let error = if own.is_empty() {
+                SHARED_READS.with_borrow_mut(|shared| {
+                    let error = state.receive_data(shared, now);
+                    // A partial frame (or, with the reader paused, whole
+                    // ones) stays with this connection.
+                    if !shared.is_empty() {
+                        own.extend_from_slice(shared);
+                        shared.clear();
+                    }
+                    error
+                })
+            } else {
+                state.receive_data(&mut own, now)
+            };
+            if let Some(error) = error {
                 log_failure(conn, &error);
             }
             flush.maybe(state, Some(now));
             // The rest of a large frame goes straight into its message.
-            let loan = state.lend_payload(buf.len());
+            let loan = state.lend_payload(own.len());
             (state.read_status(), state.poll_timeout(), loan)
         });
         match status {
@@ -195,22 +241,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 notified.await;
                 continue;
             }
-            ReadStatus::Discard => buf.clear(),
+            ReadStatus::Discard => own.clear(),
             ReadStatus::Read | ReadStatus::Paused => {}
         }
+        release_if_empty(&mut own);
         let reading = status != ReadStatus::Paused;
-        sizing.shrink(&mut buf, false);
-        let offered = if reading && loan.is_none() {
-            sizing.prepare(&mut buf)
+        let into_own = !own.is_empty();
+        let offered = if reading && loan.is_none() && into_own {
+            sizing.prepare(&mut own)
         } else {
-            0
+            sizing.next
         };
         let wake_at = deadline.map(Instant::from_std);
         let wake = tokio::select! {
             read = async {
                 match loan.as_mut() {
                     Some(loan) => socket.read_buf(loan).await,
-                    None => socket.read_buf(&mut buf).await,
+                    None if into_own => socket.read_buf(&mut own).await,
+                    None => read_shared(&mut socket, offered).await,
                 }
             }, if reading => ReadWake::Read(read),
             () = notified => ReadWake::Notified,
@@ -263,7 +311,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 TimeoutAction::CloseTimedOut => {
                     tracing::debug!(conn = conn.id(), "peer did not answer our close in time")
                 }
-                TimeoutAction::Pinged => sizing.shrink(&mut buf, true),
+                TimeoutAction::Pinged => sizing.idle(),
                 TimeoutAction::Nothing => {}
             },
         }
@@ -388,35 +436,70 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             asked.push(sizing.next >> 10);
         }
         assert_eq!(asked, [8, 16, 32, 64, 64, 64]);
-        // A grown buffer still holding part of a frame is kept...
-        sizing.prepare(&mut buf);
-        buf.extend_from_slice(b"partial frame");
         sizing.after_read(13, READ_MAX);
-        sizing.shrink(&mut buf, false);
-        assert!(buf.capacity() >= READ_MAX);
-        // ...and given back once empty after a small read.
-        buf.clear();
-        sizing.shrink(&mut buf, false);
-        assert_eq!(buf.capacity(), 0);
-        assert_eq!(sizing.prepare(&mut buf), buf.capacity());
-        assert!(buf.capacity() < 2 * READ_MIN);
+        assert_eq!(sizing.next, READ_MIN);
+        // A quiet connection starts small again.
+        sizing.after_read(READ_MIN, READ_MIN);
+        sizing.idle();
+        assert_eq!(sizing.next, READ_MIN);
     }
 
     #[test]
-    fn an_idle_connection_gives_back_a_grown_read_buffer() {
+    fn a_connection_keeps_a_read_buffer_only_while_it_holds_part_of_a_frame() {
         let mut sizing = ReadSizing::new();
-        let mut buf = BytesMut::new();
+        let mut own = BytesMut::new();
         for _ in 0..4 {
-            let offered = sizing.prepare(&mut buf);
+            let offered = sizing.prepare(&mut own);
             sizing.after_read(offered, offered);
         }
-        sizing.prepare(&mut buf);
-        // Reads that fill keep it large...
-        sizing.shrink(&mut buf, false);
-        assert!(buf.capacity() >= READ_MAX);
-        // ...until a keep-alive ping finds the connection idle.
-        sizing.shrink(&mut buf, true);
-        assert_eq!(buf.capacity(), 0);
+        sizing.prepare(&mut own);
+        own.extend_from_slice(b"partial frame");
+        release_if_empty(&mut own);
+        assert!(own.capacity() >= READ_MAX);
+        own.clear();
+        release_if_empty(&mut own);
+        assert_eq!(own.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn reads_land_in_the_threads_buffer_and_only_a_partial_frame_is_kept() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let conn = handle(ConnectionConfig::default());
+        // One and a half frames in one write: the whole one is decoded from
+        // the shared buffer, the half moves to the connection's own.
+        let first = client_frame(OpCode::Text, b"one");
+        let second = client_frame(OpCode::Text, b"two");
+        let mut bytes = first.clone();
+        bytes.extend_from_slice(&second[..4]);
+        client.write_all(&bytes).await.unwrap();
+        let reader = read_loop(&conn, server, BytesMut::new(), TrafficFlush::new(None));
+        let reading = async {
+            // The guest's side: both messages arrive, the second only once
+            // its rest is written.
+            conn.accept(AcceptParams::default()).unwrap();
+            let one = text_of(conn.receive().await);
+            assert_eq!(SHARED_READS.with_borrow(|shared| shared.len()), 0);
+            client.write_all(&second[4..]).await.unwrap();
+            let two = text_of(conn.receive().await);
+            drop(client);
+            (one, two)
+        };
+        let ((one, two), ()) = tokio::join!(reading, reader);
+        assert_eq!((one.as_str(), two.as_str()), ("one", "two"));
+    }
+
+    fn text_of(
+        incoming: Result<
+            crate::protocol::connection::Incoming,
+            crate::protocol::connection::ConnectionError,
+        >,
+    ) -> String {
+        match incoming {
+            Ok(crate::protocol::connection::Incoming::Message(
+                crate::protocol::DataMessage::Text(text),
+            )) => text.to_string(),
+            other => panic!("expected a text message, got {other:?}"),
+        }
     }
 
     fn client_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
@@ -475,7 +558,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             server,
             BytesMut::new(),
             None,
-            echo_guest(conn.clone()),
+            Box::pin(echo_guest(conn.clone())),
         )
         .await;
     }

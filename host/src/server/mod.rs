@@ -261,7 +261,13 @@ impl Server {
                     };
                     runtime.block_on(async move {
                         match TcpListener::from_std(listener) {
-                            Ok(listener) => server.accept_loop(listener, stop).await,
+                            // A task, not the future `block_on` polls: waking
+                            // that one (on every accept) writes the event
+                            // loop's eventfd even from its own thread, and a
+                            // task's wake-up is a queue push.
+                            Ok(listener) => {
+                                let _ = tokio::spawn(server.accept_loop(listener, stop)).await;
+                            }
                             Err(error) => tracing::error!(%error, "registering a listener"),
                         }
                         // This thread's connections live on its event loop.
@@ -367,7 +373,9 @@ impl Server {
         let Some(acceptor) = self.tls.get() else {
             return Some(Stream::Plain(stream));
         };
-        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        // Boxed: a TLS handshake's state is large, and inline it would be
+        // part of every connection's task for as long as it lives.
+        match Box::pin(tokio::time::timeout_at(deadline, acceptor.accept(stream))).await {
             Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
             Ok(Err(error)) => {
                 tracing::debug!(conn = id, %remote, %error, "TLS handshake failed");
@@ -471,7 +479,10 @@ impl Server {
         if let Some(metrics) = metrics {
             metrics.connection_opened();
         }
-        let guest_part = async {
+        // Boxed once here (`run_io` polls it beside the socket halves): a
+        // future moved into another stays in the mover's state too, so an
+        // unboxed one would be counted twice in this task.
+        let guest_part = Box::pin(async {
             let outcome = self.runtime.run(&guest, conn.clone()).await;
             match &outcome {
                 GuestOutcome::Returned => {
@@ -490,7 +501,7 @@ impl Server {
                 }
             }
             conn.guest_finished(&outcome);
-        };
+        });
         driver::run_io(&conn, stream, buf, metrics, guest_part).await;
         conn.leave_topics();
         let dropped = conn.with_state(|state| state.dropped_deliveries());
@@ -583,7 +594,10 @@ async fn close_after_response<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S)
         return;
     }
     let drain = async {
-        let mut scratch = [0u8; 4096];
+        // On the heap: this future is part of every connection's task
+        // (rejections are answered from it), and 4 KiB inline would be
+        // held for the life of each accepted one.
+        let mut scratch = vec![0u8; 4096];
         let mut dropped = 0;
         while dropped < LINGER_BYTES {
             match stream.read(&mut scratch).await {
