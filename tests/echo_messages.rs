@@ -25,3 +25,20 @@ async fn hundred_connections_each_echo_hundred_messages() {
 async fn frames_sent_with_the_handshake_are_read_as_the_first_frames() {
     echo::frames_sent_with_the_handshake_come_back(&Host::start("echo", &[])).await;
 }
+
+/// Both ways of initialising a guest's memory serve the same (`--memory-init`; `auto` copies
+/// the Rust echo's small image), over many connections so that pool slots are reused.
+#[tokio::test]
+async fn memory_copied_or_mapped_copy_on_write_serves_the_same() {
+    for (mode, logged) in [("copy", "copy"), ("cow", "cow"), ("auto", "copy")] {
+        let host = Host::start("echo", &["--memory-init", mode, "--max-connections", "8"]);
+        let line = host.wait_for_log(&["instance pool sized per connection"]);
+        assert!(
+            line.contains(&format!("memory_init=\"{logged}\""))
+                || line.contains(&format!("memory_init={logged}")),
+            "--memory-init {mode}: {line}"
+        );
+        echo::text_and_binary_come_back(&host).await;
+        echo::connections_at_once(&host, 8, 20).await;
+    }
+}

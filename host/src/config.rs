@@ -29,6 +29,41 @@ pub const DEFAULT_GUEST_STACK: usize = 512 << 10;
 /// most 7 regions left resident until the batch fills.
 pub const DEFAULT_DECOMMIT_BATCH: usize = 8;
 
+/// How a guest instance's linear memory gets its initial contents
+/// (`--memory-init`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MemoryInit {
+    /// `copy` for an app whose linear memory at start is at most
+    /// [`AUTO_COPY_MAX_MEMORY`], else `cow`; decided once, from the app the
+    /// host starts with.
+    #[default]
+    Auto,
+    /// Map the module's memory image copy-on-write: the least memory for
+    /// guests with large images (JavaScript, Python).
+    Cow,
+    /// Copy the data segments into fresh pages at instantiation: each
+    /// first write to a copy-on-write page interrupts the other cores to
+    /// flush their TLBs, so small guests connect faster.
+    Copy,
+}
+
+/// The largest linear memory at start that `--memory-init auto` copies: a
+/// Rust guest's (about 1 MiB, most of it its stack) and QuickJS's (1.5
+/// MiB), not StarlingMonkey's (9 MiB) or CPython's.
+pub const AUTO_COPY_MAX_MEMORY: u64 = 2 << 20;
+
+impl MemoryInit {
+    /// Whether an app with `memory_bytes` of linear memory at start gets
+    /// its memory copied.
+    pub fn copies(self, memory_bytes: u64) -> bool {
+        match self {
+            MemoryInit::Auto => memory_bytes <= AUTO_COPY_MAX_MEMORY,
+            MemoryInit::Cow => false,
+            MemoryInit::Copy => true,
+        }
+    }
+}
+
 /// The smallest `--guest-stack`: below it even a guest's start-up fails.
 pub const MIN_GUEST_STACK: usize = 16 << 10;
 
@@ -79,6 +114,9 @@ pub struct ServerConfig {
     /// `process_madvise`, one TLB flush); until a batch fills, up to this
     /// many less one stay resident. Default [`DEFAULT_DECOMMIT_BATCH`].
     pub decommit_batch: usize,
+    /// How instances' memories and tables are initialised. Default
+    /// [`MemoryInit::Auto`].
+    pub memory_init: MemoryInit,
     /// Core instances the pool keeps per connection even when the app
     /// needs fewer, so a hot swap to a component needing up to this many
     /// fits (see `runtime::PoolPlan`). Default
@@ -212,6 +250,7 @@ impl ServerConfig {
         check(self.guest_memory != new.guest_memory, "guest-memory");
         check(self.guest_stack != new.guest_stack, "guest-stack");
         check(self.decommit_batch != new.decommit_batch, "decommit-batch");
+        check(self.memory_init != new.memory_init, "memory-init");
         check(
             self.pool_core_instances != new.pool_core_instances,
             "pool-core-instances",
@@ -242,6 +281,7 @@ impl ServerConfig {
             guest_memory: self.guest_memory,
             guest_stack: self.guest_stack,
             decommit_batch: self.decommit_batch,
+            memory_init: self.memory_init,
             pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
@@ -284,6 +324,7 @@ impl Default for ServerConfig {
             guest_memory: 256 << 20,
             guest_stack: DEFAULT_GUEST_STACK,
             decommit_batch: DEFAULT_DECOMMIT_BATCH,
+            memory_init: MemoryInit::Auto,
             pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,
@@ -310,6 +351,16 @@ impl Default for ServerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_init_auto_copies_small_images_only() {
+        assert!(MemoryInit::Auto.copies(1_114_112)); // the Rust echo
+        assert!(MemoryInit::Auto.copies(AUTO_COPY_MAX_MEMORY));
+        assert!(!MemoryInit::Auto.copies(AUTO_COPY_MAX_MEMORY + 1));
+        assert!(!MemoryInit::Auto.copies(9_502_720)); // StarlingMonkey's
+        assert!(MemoryInit::Copy.copies(u64::MAX));
+        assert!(!MemoryInit::Cow.copies(0));
+    }
 
     #[test]
     fn live_updates_keep_what_needs_a_restart() {

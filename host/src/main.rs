@@ -157,6 +157,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     config.pool_core_instances = args.pool.pool_core_instances;
     config.guest_stack = usize::try_from(args.pool.guest_stack).unwrap_or(usize::MAX);
     config.decommit_batch = args.pool.decommit_batch as usize;
+    config.memory_init = args.pool.memory_init;
     config.cache_dir = wsbox::runtime::default_cache_dir();
     let (min_core, guest_memory) = (config.pool_core_instances, config.guest_memory);
     let report = (|| -> anyhow::Result<_> {
@@ -337,13 +338,19 @@ fn serve(
         .context("starting the async runtime")?;
     runtime.block_on(async {
         // The pool is sized to the app (see `PoolPlan`).
-        let wasm = Arc::new(Runtime::new(config.clone(), &first_cost(&bytes))?);
+        let cost = first_cost(&bytes);
+        let wasm = Arc::new(Runtime::new(config.clone(), &cost)?);
         let pool = wasm.pool();
         tracing::info!(
             slots = pool.slots,
             core_instances = pool.core_instances,
             memories = pool.memories,
             tables = pool.tables,
+            memory_init = if config.memory_init.copies(cost.memory_bytes) {
+                "copy"
+            } else {
+                "cow"
+            },
             "instance pool sized per connection"
         );
         check_map_count(config.max_connections, pool);

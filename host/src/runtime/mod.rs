@@ -122,6 +122,11 @@ impl Runtime {
         // rather than stay resident in an unused pool slot, and the next
         // guest cannot read what the last one left there.
         wasm_config.async_stack_zeroing(true);
+        // host/benches/README.md, "Issue #13, third pass": a first write to
+        // a copy-on-write page costs a TLB flush on the other cores. (Tables
+        // stay lazily filled: filled at instantiation they cost each idle
+        // instance a page.)
+        wasm_config.memory_init_cow(!config.memory_init.copies(cost.memory_bytes));
         // The guest's stack limit, and its fiber stack: that plus room for
         // the host calls that run on it.
         wasm_config.max_wasm_stack(config.guest_stack);
