@@ -116,7 +116,8 @@ pub struct PoolPlan {
     /// (`--guest-memory`); also the size of a memory slot.
     pub guest_memory: u64,
     /// How many memory regions of finished instances are given back to
-    /// the system in one go (`--decommit-batch`, default 1: at once).
+    /// the system in one go (`--decommit-batch`, default
+    /// [`crate::config::DEFAULT_DECOMMIT_BATCH`]).
     pub decommit_batch: usize,
 }
 

@@ -106,9 +106,8 @@ fn release_if_empty(own: &mut BytesMut) {
 async fn read_shared<R: AsyncRead + Unpin>(socket: &mut R, limit: usize) -> std::io::Result<usize> {
     std::future::poll_fn(|cx| {
         SHARED_READS.with_borrow_mut(|shared| {
-            if shared.capacity() - shared.len() < limit {
-                shared.reserve(limit);
-            }
+            // A no-op while the buffer has the room.
+            shared.reserve(limit);
             let mut room = BufMut::limit(&mut *shared, limit);
             let read = socket.read_buf(&mut room);
             std::pin::pin!(read).poll(cx)

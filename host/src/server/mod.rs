@@ -266,7 +266,12 @@ impl Server {
                             // loop's eventfd even from its own thread, and a
                             // task's wake-up is a queue push.
                             Ok(listener) => {
-                                let _ = tokio::spawn(server.accept_loop(listener, stop)).await;
+                                let accepting = tokio::spawn(server.accept_loop(listener, stop));
+                                // As a task, a panic ends only the accepting:
+                                // say so, as the thread's own panic would have.
+                                if let Err(error) = accepting.await {
+                                    tracing::error!(%error, "accepting connections stopped");
+                                }
                             }
                             Err(error) => tracing::error!(%error, "registering a listener"),
                         }

@@ -134,35 +134,30 @@ pub fn configure_allocator() {
     }
 }
 
+/// `GLIBC_TUNABLES` with the thread cache cut to one block per size class,
+/// or `None` if `current` already sizes the cache (whoever set it knows
+/// better).
 #[cfg_attr(
     not(all(target_os = "linux", target_env = "gnu")),
     expect(dead_code, reason = "only glibc reads GLIBC_TUNABLES")
 )]
-/// `GLIBC_TUNABLES` with the thread cache cut to one block per size class,
-/// or `None` if `current` already sizes the cache (whoever set it knows
-/// better).
 fn tunables_with_small_tcache(current: Option<&std::ffi::OsStr>) -> Option<std::ffi::OsString> {
-    let off = format!("{TCACHE_TUNABLE}={TCACHE_COUNT}");
-    match current {
-        None => Some(off.into()),
-        Some(current) if current.is_empty() => Some(off.into()),
-        Some(current) => {
-            let sets_tcache = current
-                .as_encoded_bytes()
-                .split(|&b| b == b':')
-                .any(|item| {
-                    item.starts_with(TCACHE_TUNABLE.as_bytes())
-                        && item.get(TCACHE_TUNABLE.len()) == Some(&b'=')
-                });
-            if sets_tcache {
-                return None;
-            }
-            let mut tunables = current.to_owned();
-            tunables.push(":");
-            tunables.push(off);
-            Some(tunables)
-        }
+    let setting = format!("{TCACHE_TUNABLE}=");
+    let small = format!("{setting}{TCACHE_COUNT}");
+    let Some(current) = current.filter(|current| !current.is_empty()) else {
+        return Some(small.into());
+    };
+    let sets_tcache = current
+        .as_encoded_bytes()
+        .split(|&b| b == b':')
+        .any(|item| item.starts_with(setting.as_bytes()));
+    if sets_tcache {
+        return None;
     }
+    let mut tunables = current.to_owned();
+    tunables.push(":");
+    tunables.push(small);
+    Some(tunables)
 }
 
 /// Replace this process with a fresh start of the same executable, with
