@@ -208,13 +208,27 @@ async fn read_loop<R: AsyncRead + Unpin>(
     // Bytes of a frame not yet complete; the last read went here if this
     // was not empty, else into the thread's shared buffer.
     let mut own = leftover;
+    // One clock read per wake-up: the time it woke serves the next round.
+    let mut now = Instant::now();
+    // A read not yet noted as heard from the peer: noted under the next
+    // round's lock rather than in a lock of its own.
+    let mut heard: Option<Instant> = None;
+    // The timer is moved only towards an earlier deadline (or re-armed
+    // once it went off): a keep-alive deadline that moves later with every
+    // message fires once early and finds nothing to do, instead of costing
+    // a timer update per message.
+    let mut timer = std::pin::pin!(sleep_until(now));
+    let mut timer_at: Option<Instant> = None;
     loop {
         let notified = conn.reader_notified();
-        let now = Instant::now().into_std();
+        let now_std = now.into_std();
         let (status, deadline, mut loan) = conn.with_state(|state| {
+            if let Some(at) = heard.take() {
+                state.heard_from_peer(at.into_std());
+            }
             let error = if own.is_empty() {
                 SHARED_READS.with_borrow_mut(|shared| {
-                    let error = state.receive_data(shared, now);
+                    let error = state.receive_data(shared, now_std);
                     // A partial frame (or, with the reader paused, whole
                     // ones) stays with this connection.
                     if !shared.is_empty() {
@@ -224,12 +238,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
                     error
                 })
             } else {
-                state.receive_data(&mut own, now)
+                state.receive_data(&mut own, now_std)
             };
             if let Some(error) = error {
                 log_failure(conn, &error);
             }
-            flush.maybe(state, Some(now));
+            flush.maybe(state, Some(now_std));
             // The rest of a large frame goes straight into its message.
             let loan = state.lend_payload(own.len());
             (state.read_status(), state.poll_timeout(), loan)
@@ -238,6 +252,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             ReadStatus::Stop => return,
             ReadStatus::AwaitAnswer => {
                 notified.await;
+                now = Instant::now();
                 continue;
             }
             ReadStatus::Discard => own.clear(),
@@ -251,7 +266,13 @@ async fn read_loop<R: AsyncRead + Unpin>(
         } else {
             sizing.next
         };
-        let wake_at = deadline.map(Instant::from_std);
+        let deadline = deadline.map(Instant::from_std);
+        if let Some(at) = deadline
+            && timer_at.is_none_or(|armed| at < armed || armed <= now)
+        {
+            timer.as_mut().reset(at);
+            timer_at = Some(at);
+        }
         let wake = tokio::select! {
             read = async {
                 match loan.as_mut() {
@@ -261,11 +282,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }, if reading => ReadWake::Read(read),
             () = notified => ReadWake::Notified,
-            () = sleep_until(wake_at.unwrap_or_else(Instant::now)), if wake_at.is_some() => {
-                ReadWake::Deadline
-            }
+            () = &mut timer, if deadline.is_some() => ReadWake::Deadline,
         };
-        let now = Instant::now().into_std();
+        now = Instant::now();
         let read = match wake {
             ReadWake::Read(Ok(read)) => read,
             _ => 0,
@@ -275,15 +294,16 @@ async fn read_loop<R: AsyncRead + Unpin>(
         } else if read > 0 {
             sizing.after_read(read, offered);
         }
+        if read > 0 {
+            heard = Some(now);
+        }
         // A lent buffer goes back whatever woke the reader.
-        if read > 0 || loan.is_some() {
+        if let Some(loan) = loan {
             conn.with_state(|state| {
-                if read > 0 {
-                    state.heard_from_peer(now);
+                if let Some(at) = heard.take() {
+                    state.heard_from_peer(at.into_std());
                 }
-                if let Some(loan) = loan
-                    && let Some(error) = state.repay_payload(loan, now)
-                {
+                if let Some(error) = state.repay_payload(loan, now.into_std()) {
                     log_failure(conn, &error);
                 }
             });
@@ -301,18 +321,27 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 return;
             }
             ReadWake::Notified => {}
-            ReadWake::Deadline => match conn.with_state(|state| state.on_timeout(now)) {
-                TimeoutAction::IdleClose => tracing::info!(conn = conn.id(), "idle timeout"),
-                TimeoutAction::FailedLate => tracing::debug!(
-                    conn = conn.id(),
-                    "guest did not receive in time; failing now"
-                ),
-                TimeoutAction::CloseTimedOut => {
-                    tracing::debug!(conn = conn.id(), "peer did not answer our close in time")
+            ReadWake::Deadline => {
+                timer_at = None;
+                let action = conn.with_state(|state| {
+                    if let Some(at) = heard.take() {
+                        state.heard_from_peer(at.into_std());
+                    }
+                    state.on_timeout(now.into_std())
+                });
+                match action {
+                    TimeoutAction::IdleClose => tracing::info!(conn = conn.id(), "idle timeout"),
+                    TimeoutAction::FailedLate => tracing::debug!(
+                        conn = conn.id(),
+                        "guest did not receive in time; failing now"
+                    ),
+                    TimeoutAction::CloseTimedOut => {
+                        tracing::debug!(conn = conn.id(), "peer did not answer our close in time")
+                    }
+                    TimeoutAction::Pinged => sizing.idle(),
+                    TimeoutAction::Nothing => {}
                 }
-                TimeoutAction::Pinged => sizing.idle(),
-                TimeoutAction::Nothing => {}
-            },
+            }
         }
     }
 }
@@ -329,9 +358,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut flush: TrafficFlush<'_>,
 ) {
     let mut batch = Outbox::new();
+    // A batch written and not yet reported: reported under the next
+    // round's lock rather than in a lock of its own.
+    let mut wrote = false;
     loop {
         let notified = conn.writer_notified();
         let status = conn.with_state(|state| {
+            if std::mem::take(&mut wrote) {
+                state.wrote();
+            }
             let status = state.poll_write(&mut batch);
             flush.maybe(state, None);
             status
@@ -358,7 +393,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         // Give back a huge buffer rather than keep it for the connection's
         // whole life.
         batch.clear(4 * READ_MAX);
-        conn.with_state(|state| state.wrote());
+        wrote = true;
     }
 }
 
@@ -657,6 +692,49 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         };
         let (ended, _client) = tokio::join!(server_side, client_side);
         assert_eq!(ended - start, Duration::from_secs(65));
+    }
+
+    /// The keep-alive timer stays where it was first armed while the peer
+    /// talks: it goes off early, finds nothing due, and re-arms at the
+    /// deadline the last message set. The ping comes one interval after the
+    /// peer fell silent, not one interval after the timer was first armed.
+    #[tokio::test(start_paused = true)]
+    async fn a_talking_peer_moves_the_ping_to_an_interval_after_its_last_message() {
+        let conn = handle(ConnectionConfig {
+            ping_interval: Some(Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            ..ConnectionConfig::default()
+        });
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let server_side = serve_echo(&conn, server);
+        let client_side = async {
+            read_head(&mut client).await;
+            let start = Instant::now();
+            // A message every 10 s for 50 s: past the first armed deadline
+            // (30 s) and the idle timeout (60 s) had nobody spoken.
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                client
+                    .write_all(&client_frame(OpCode::Text, b"hi"))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    read_frame(&mut client).await,
+                    (OpCode::Text, b"hi".to_vec())
+                );
+            }
+            assert_eq!(start.elapsed(), Duration::from_secs(50));
+            // Silent from here: pinged 30 s after the last message.
+            assert_eq!(read_frame(&mut client).await, (OpCode::Ping, Vec::new()));
+            assert_eq!(start.elapsed(), Duration::from_secs(80));
+            client
+                .write_all(&client_frame(OpCode::Close, &1000u16.to_be_bytes()))
+                .await
+                .unwrap();
+            let (opcode, _) = read_frame(&mut client).await;
+            assert_eq!(opcode, OpCode::Close);
+        };
+        tokio::join!(server_side, client_side);
     }
 
     #[tokio::test(start_paused = true)]

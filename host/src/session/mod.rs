@@ -3,20 +3,20 @@
 //!
 //! A [`ConnectionHandle`] is the protocol core's
 //! [`Connection`](crate::protocol::Connection) behind a mutex, plus one
-//! [`Notify`] per party that waits on it: the guest (through the runtime),
+//! [`Signal`] per party that waits on it: the guest (through the runtime),
 //! the reader and the writer (through the server's IO driver). Every method
 //! locks, calls the state machine, unlocks, and wakes whoever the state
 //! machine says has news. The mutex is never held across an `.await`.
 
 pub mod broker;
 pub mod outcome;
+pub mod signal;
 pub mod topics;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::Notify;
-use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use crate::protocol::CloseCode;
@@ -28,6 +28,7 @@ use crate::protocol::connection::{
 };
 use crate::protocol::handshake::Request;
 pub use outcome::{GuestFailure, GuestOutcome};
+use signal::Signal;
 use topics::{DeliveryMode, PublishReport, TopicError, Topics};
 
 /// State shared by the reader, the writer and the guest of one connection.
@@ -41,9 +42,9 @@ struct Shared {
     topics: Arc<Topics>,
     /// The topics this connection subscribes to, to leave them at its end.
     subscriptions: Mutex<Vec<Arc<str>>>,
-    guest_wake: Notify,
-    writer_wake: Notify,
-    reader_wake: Notify,
+    guest_wake: Signal,
+    writer_wake: Signal,
+    reader_wake: Signal,
 }
 
 /// One connection as the guest runtime and the IO driver see it: every WIT
@@ -73,9 +74,9 @@ impl ConnectionHandle {
                 state: Mutex::new(state),
                 topics,
                 subscriptions: Mutex::new(Vec::new()),
-                guest_wake: Notify::new(),
-                writer_wake: Notify::new(),
-                reader_wake: Notify::new(),
+                guest_wake: Signal::default(),
+                writer_wake: Signal::default(),
+                reader_wake: Signal::default(),
             }),
         }
     }
@@ -117,24 +118,24 @@ impl ConnectionHandle {
 
     fn wake(&self, wakes: Wakes) {
         if wakes.guest {
-            self.shared.guest_wake.notify_one();
+            self.shared.guest_wake.notify();
         }
         if wakes.writer {
-            self.shared.writer_wake.notify_one();
+            self.shared.writer_wake.notify();
         }
         if wakes.reader {
-            self.shared.reader_wake.notify_one();
+            self.shared.reader_wake.notify();
         }
     }
 
-    /// Resolves when the reader has news. Create it before looking at the
-    /// state, so a wake-up between the look and the wait is not lost.
-    pub fn reader_notified(&self) -> Notified<'_> {
+    /// Resolves when the reader has news since it last waited: a wake-up
+    /// between a look at the state and the wait is not lost.
+    pub fn reader_notified(&self) -> impl Future<Output = ()> + Send + '_ {
         self.shared.reader_wake.notified()
     }
 
     /// Resolves when the writer has news (see [`Self::reader_notified`]).
-    pub fn writer_notified(&self) -> Notified<'_> {
+    pub fn writer_notified(&self) -> impl Future<Output = ()> + Send + '_ {
         self.shared.writer_wake.notified()
     }
 
@@ -174,27 +175,24 @@ impl ConnectionHandle {
     /// Queue messages as one batch, then wait while the write buffer is over
     /// its high-water mark.
     pub async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), ConnectionError> {
-        self.with_state(|state| state.send(messages))?;
-        self.wait_for_drain().await
+        self.queue_then_drain(|state| state.send(messages)).await
     }
 
     /// Send one message.
     pub async fn send(&self, message: Outgoing) -> Result<(), ConnectionError> {
-        self.with_state(|state| state.send([message]))?;
-        self.wait_for_drain().await
+        self.queue_then_drain(|state| state.send([message])).await
     }
 
     /// Send a ping; its pong is not awaited.
     pub async fn ping(&self, payload: &[u8]) -> Result<(), ConnectionError> {
-        self.with_state(|state| state.ping(payload))?;
-        self.wait_for_drain().await
+        self.queue_then_drain(|state| state.ping(payload)).await
     }
 
     /// Start the closing handshake with `code` and `reason`.
     pub async fn close(&self, code: u16, reason: &str) -> Result<(), ConnectionError> {
         let now = Instant::now().into_std();
-        self.with_state(|state| state.close(code, reason, now))?;
-        self.wait_for_drain().await
+        self.queue_then_drain(|state| state.close(code, reason, now))
+            .await
     }
 
     /// Close the connection on the host's initiative (shutdown, drain): the
@@ -283,21 +281,38 @@ impl ConnectionHandle {
         self.shared.topics.unsubscribe_all(self.id(), &names);
     }
 
-    async fn wait_for_drain(&self) -> Result<(), ConnectionError> {
-        let high_water = self.shared.write_high_water;
-        loop {
-            let notified = self.shared.guest_wake.notified();
-            {
-                let mut state = self.lock();
-                if state.is_gone() {
-                    return Err(ConnectionError::ConnectionClosed);
-                }
-                if state.pending_write_bytes() < high_water {
-                    return Ok(());
-                }
-                state.wait_for_drain();
-            }
-            notified.await;
+    /// Queue with `queue`, then wait while the write buffer is over its
+    /// high-water mark. The first look at the buffer shares `queue`'s lock
+    /// (one lock per send on the steady path).
+    async fn queue_then_drain(
+        &self,
+        queue: impl FnOnce(&mut Connection) -> Result<(), ConnectionError>,
+    ) -> Result<(), ConnectionError> {
+        let drained = self.with_state(|state| {
+            queue(state)?;
+            self.drained(state)
+        })?;
+        if drained {
+            return Ok(());
         }
+        loop {
+            self.shared.guest_wake.notified().await;
+            if self.with_state(|state| self.drained(state))? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether the write buffer is under its high-water mark; if not, the
+    /// writer is asked to wake the guest once it has written.
+    fn drained(&self, state: &mut Connection) -> Result<bool, ConnectionError> {
+        if state.is_gone() {
+            return Err(ConnectionError::ConnectionClosed);
+        }
+        if state.pending_write_bytes() < self.shared.write_high_water {
+            return Ok(true);
+        }
+        state.wait_for_drain();
+        Ok(false)
     }
 }
