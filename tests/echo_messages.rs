@@ -26,19 +26,33 @@ async fn frames_sent_with_the_handshake_are_read_as_the_first_frames() {
     echo::frames_sent_with_the_handshake_come_back(&Host::start("echo", &[])).await;
 }
 
+/// The host started with `flag mode` logs `key=logged` in its pool line, and echoes over more
+/// connections in all than it has pool slots, so that slots are reused.
+async fn serves_the_same_with(flag: &str, mode: &str, key: &str, logged: &str) {
+    let host = Host::start("echo", &[flag, mode, "--max-connections", "8"]);
+    let line = host.wait_for_log(&["instance pool sized per connection"]);
+    assert!(
+        line.contains(&format!("{key}=\"{logged}\"")) || line.contains(&format!("{key}={logged}")),
+        "{flag} {mode}: {line}"
+    );
+    echo::text_and_binary_come_back(&host).await;
+    echo::connections_at_once(&host, 8, 20).await;
+}
+
 /// Both ways of initialising a guest's memory serve the same (`--memory-init`; `auto` copies
-/// the Rust echo's small image), over many connections so that pool slots are reused.
+/// the Rust echo's small image).
 #[tokio::test]
 async fn memory_copied_or_mapped_copy_on_write_serves_the_same() {
     for (mode, logged) in [("copy", "copy"), ("cow", "cow"), ("auto", "copy")] {
-        let host = Host::start("echo", &["--memory-init", mode, "--max-connections", "8"]);
-        let line = host.wait_for_log(&["instance pool sized per connection"]);
-        assert!(
-            line.contains(&format!("memory_init=\"{logged}\""))
-                || line.contains(&format!("memory_init={logged}")),
-            "--memory-init {mode}: {line}"
-        );
-        echo::text_and_binary_come_back(&host).await;
-        echo::connections_at_once(&host, 8, 20).await;
+        serves_the_same_with("--memory-init", mode, "memory_init", logged).await;
+    }
+}
+
+/// Tables filled at instantiation or at their first indirect call serve the same
+/// (`--table-init`).
+#[tokio::test]
+async fn tables_filled_eagerly_or_lazily_serve_the_same() {
+    for mode in ["eager", "lazy"] {
+        serves_the_same_with("--table-init", mode, "table_init", mode).await;
     }
 }

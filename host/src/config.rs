@@ -64,6 +64,24 @@ impl MemoryInit {
     }
 }
 
+/// How a guest instance's tables of functions get their elements
+/// (`--table-init`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableInit {
+    /// Fill an element at its first indirect call: nothing written at
+    /// instantiation, so an instance that never calls indirectly holds no
+    /// page of its table. But that first call reads a page the pool gave
+    /// back to the system before it writes it, and the write replaces a
+    /// read-only mapping, which interrupts the other cores to flush their
+    /// TLBs.
+    #[default]
+    Lazy,
+    /// Fill every table at instantiation: written before they are read, so
+    /// no flush, and less CPU per connection; each instance holds every
+    /// table's pages from the start.
+    Eager,
+}
+
 /// The smallest `--guest-stack`: below it even a guest's start-up fails.
 pub const MIN_GUEST_STACK: usize = 16 << 10;
 
@@ -114,9 +132,11 @@ pub struct ServerConfig {
     /// `process_madvise`, one TLB flush); until a batch fills, up to this
     /// many less one stay resident. Default [`DEFAULT_DECOMMIT_BATCH`].
     pub decommit_batch: usize,
-    /// How instances' memories and tables are initialised. Default
+    /// How instances' memories are initialised. Default
     /// [`MemoryInit::Auto`].
     pub memory_init: MemoryInit,
+    /// How instances' tables are filled. Default [`TableInit::Lazy`].
+    pub table_init: TableInit,
     /// Core instances the pool keeps per connection even when the app
     /// needs fewer, so a hot swap to a component needing up to this many
     /// fits (see `runtime::PoolPlan`). Default
@@ -251,6 +271,7 @@ impl ServerConfig {
         check(self.guest_stack != new.guest_stack, "guest-stack");
         check(self.decommit_batch != new.decommit_batch, "decommit-batch");
         check(self.memory_init != new.memory_init, "memory-init");
+        check(self.table_init != new.table_init, "table-init");
         check(
             self.pool_core_instances != new.pool_core_instances,
             "pool-core-instances",
@@ -282,6 +303,7 @@ impl ServerConfig {
             guest_stack: self.guest_stack,
             decommit_batch: self.decommit_batch,
             memory_init: self.memory_init,
+            table_init: self.table_init,
             pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
@@ -325,6 +347,7 @@ impl Default for ServerConfig {
             guest_stack: DEFAULT_GUEST_STACK,
             decommit_batch: DEFAULT_DECOMMIT_BATCH,
             memory_init: MemoryInit::Auto,
+            table_init: TableInit::Lazy,
             pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,

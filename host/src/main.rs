@@ -10,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Registry, reload};
 use wsbox::cli::{CheckArgs, Command, LogFormat, ServeArgs};
-use wsbox::config::ServerConfig;
+use wsbox::config::{ServerConfig, TableInit};
 use wsbox::config_file::{self, ConfigError};
 use wsbox::metrics::Metrics;
 use wsbox::reload::Reloader;
@@ -158,6 +158,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     config.guest_stack = usize::try_from(args.pool.guest_stack).unwrap_or(usize::MAX);
     config.decommit_batch = args.pool.decommit_batch as usize;
     config.memory_init = args.pool.memory_init;
+    config.table_init = args.pool.table_init;
     config.cache_dir = wsbox::runtime::default_cache_dir();
     let (min_core, guest_memory) = (config.pool_core_instances, config.guest_memory);
     let report = (|| -> anyhow::Result<_> {
@@ -350,6 +351,10 @@ fn serve(
                 "copy"
             } else {
                 "cow"
+            },
+            table_init = match config.table_init {
+                TableInit::Lazy => "lazy",
+                TableInit::Eager => "eager",
             },
             "instance pool sized per connection"
         );

@@ -35,7 +35,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::error::Context as _;
 use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, Store, UpdateDeadline};
 
-use crate::config::{HOST_STACK_HEADROOM, ServerConfig};
+use crate::config::{HOST_STACK_HEADROOM, ServerConfig, TableInit};
 use crate::metrics::Metrics;
 use crate::session::{ConnectionHandle, GuestFailure, GuestOutcome};
 use bindings::{HandlerPre, PendingConnectionResource};
@@ -123,10 +123,11 @@ impl Runtime {
         // guest cannot read what the last one left there.
         wasm_config.async_stack_zeroing(true);
         // host/benches/README.md, "Issue #13, third pass": a first write to
-        // a copy-on-write page costs a TLB flush on the other cores. (Tables
-        // stay lazily filled: filled at instantiation they cost each idle
-        // instance a page.)
+        // a copy-on-write page costs a TLB flush on the other cores. So
+        // does a lazily filled table's (fourth pass), but filling tables at
+        // instantiation costs each idle instance a page: the user chooses.
         wasm_config.memory_init_cow(!config.memory_init.copies(cost.memory_bytes));
+        wasm_config.table_lazy_init(config.table_init == TableInit::Lazy);
         // The guest's stack limit, and its fiber stack: that plus room for
         // the host calls that run on it.
         wasm_config.max_wasm_stack(config.guest_stack);
