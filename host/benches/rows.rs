@@ -26,7 +26,8 @@
 //!   row, not between servers): the echo rows are the closed loop of `support/echo_client.rs`
 //!   (uWebSockets' `load_test` method, as the `echo` bench); after a warm-up, the completed echoes
 //!   are counted over a fixed window together with the server's CPU time (utime + stime from
-//!   `/proc/<pid>/stat`).
+//!   `/proc/<pid>/stat`). The second table also gives the kernel's part (stime) per unit: no
+//!   change in the server's own code goes below it.
 //! - `connect`: K tasks each loop over: TCP connect, opening handshake, one 32-byte message, its
 //!   echo, the closing handshake, and the server's TCP close (so the server keeps the TIME_WAIT
 //!   sockets and the client does not run out of ports). Server CPU over the window divided by the
@@ -352,6 +353,8 @@ struct Figure {
     rate: Option<f64>,
     /// Cores the server used over the window.
     cores: Option<f64>,
+    /// Of the figure, the server's CPU in the kernel, µs per unit.
+    system_us: Option<f64>,
     /// The bench's own CPU per unit, µs.
     client_us: Option<f64>,
 }
@@ -362,6 +365,7 @@ impl Figure {
             value: w.server_us_per_msg(),
             rate: Some(w.msgs_per_sec()),
             cores: Some(w.server_cpu_seconds / w.seconds),
+            system_us: Some(w.server_system_us_per_msg()),
             client_us: Some(w.client_us_per_msg()),
         }
     }
@@ -513,6 +517,7 @@ fn idle(server: &Server, o: &Options) -> Result<Figure> {
         value: (after as f64 - before as f64) / o.counts.idle_connections as f64,
         rate: None,
         cores: None,
+        system_us: None,
         client_us: None,
     })
 }
@@ -575,20 +580,27 @@ fn print_tables(o: &Options, measured: &[Measured]) {
     }
 
     println!();
-    println!("Rates, server cores and the client's own CPU per unit:");
+    println!(
+        "Rates, server cores, how much of the server's CPU per unit was the kernel's, and the \
+         client's own CPU per unit:"
+    );
     println!();
-    println!("| row | server | rate | server cores | client µs CPU/unit |\n|---|---|---|---|---|");
+    println!(
+        "| row | server | rate | server cores | server µs in the kernel/unit | client µs CPU/unit |\n\
+         |---|---|---|---|---|---|"
+    );
     for (r, row) in o.rows.iter().enumerate() {
         for m in measured {
             if let Some(Figure {
                 rate: Some(rate),
                 cores: Some(cores),
+                system_us: Some(system_us),
                 client_us: Some(client_us),
                 ..
             }) = &m.figures[r]
             {
                 println!(
-                    "| {} | {} | {rate:.0} {} | {cores:.2} | {client_us:.2} |",
+                    "| {} | {} | {rate:.0} {} | {cores:.2} | {system_us:.2} | {client_us:.2} |",
                     row.name(),
                     m.label,
                     row.rate_unit()

@@ -563,6 +563,11 @@ pub fn clock_ticks_per_second() -> f64 {
 
 /// CPU time (user + system) a process has used, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
+    cpu_ticks_split(pid).map(|(user, system)| user + system)
+}
+
+/// CPU time a process has used in user space and in the kernel, in clock ticks.
+pub fn cpu_ticks_split(pid: u32) -> Result<(u64, u64)> {
     let path = format!("/proc/{pid}/stat");
     let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Field 2, the command name, is parenthesised and may hold spaces: split after its last ')'.
@@ -573,7 +578,7 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
         .context("malformed stat")?;
     let mut fields = rest.split_whitespace().skip(14 - 3);
     let mut next = || -> Result<u64> { Ok(fields.next().context("short stat")?.parse()?) };
-    Ok(next()? + next()?)
+    Ok((next()?, next()?))
 }
 
 /// Resident set size of a process, in KiB.
@@ -620,16 +625,20 @@ pub struct Sample {
     at: Instant,
     completed: u64,
     server_ticks: u64,
+    /// Of `server_ticks`, those spent in the kernel.
+    server_system_ticks: u64,
     client_ticks: u64,
 }
 
 impl Sample {
     /// The time, `completed` (echoes so far), and the CPU time of the server and of this process.
     pub fn take(completed: u64, server_pid: u32) -> Result<Sample> {
+        let (server_user, server_system) = cpu_ticks_split(server_pid)?;
         Ok(Sample {
             at: Instant::now(),
             completed,
-            server_ticks: cpu_ticks(server_pid)?,
+            server_ticks: server_user + server_system,
+            server_system_ticks: server_system,
             client_ticks: cpu_ticks(std::process::id())?,
         })
     }
@@ -655,6 +664,9 @@ pub struct Window {
     pub messages: u64,
     pub seconds: f64,
     pub server_cpu_seconds: f64,
+    /// Of `server_cpu_seconds`, the time spent in the kernel (system calls, page faults, the
+    /// network stack, context switches): a floor no user-space change can go under.
+    pub server_system_cpu_seconds: f64,
     pub client_cpu_seconds: f64,
 }
 
@@ -665,6 +677,8 @@ impl Window {
             messages: end.completed - start.completed,
             seconds: (end.at - start.at).as_secs_f64(),
             server_cpu_seconds: (end.server_ticks - start.server_ticks) as f64 / tck,
+            server_system_cpu_seconds: (end.server_system_ticks - start.server_system_ticks) as f64
+                / tck,
             client_cpu_seconds: (end.client_ticks - start.client_ticks) as f64 / tck,
         }
     }
@@ -675,6 +689,10 @@ impl Window {
 
     pub fn server_us_per_msg(&self) -> f64 {
         self.per_message_us(self.server_cpu_seconds)
+    }
+
+    pub fn server_system_us_per_msg(&self) -> f64 {
+        self.per_message_us(self.server_system_cpu_seconds)
     }
 
     pub fn client_us_per_msg(&self) -> f64 {
