@@ -223,9 +223,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         let notified = conn.reader_notified();
         let now_std = now.into_std();
         let (status, deadline, mut loan) = conn.with_state(|state| {
-            if let Some(at) = heard.take() {
-                state.heard_from_peer(at.into_std());
-            }
+            note_heard(state, &mut heard);
             let error = if own.is_empty() {
                 SHARED_READS.with_borrow_mut(|shared| {
                     let error = state.receive_data(shared, now_std);
@@ -300,9 +298,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         // A lent buffer goes back whatever woke the reader.
         if let Some(loan) = loan {
             conn.with_state(|state| {
-                if let Some(at) = heard.take() {
-                    state.heard_from_peer(at.into_std());
-                }
+                note_heard(state, &mut heard);
                 if let Some(error) = state.repay_payload(loan, now.into_std()) {
                     log_failure(conn, &error);
                 }
@@ -324,9 +320,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
             ReadWake::Deadline => {
                 timer_at = None;
                 let action = conn.with_state(|state| {
-                    if let Some(at) = heard.take() {
-                        state.heard_from_peer(at.into_std());
-                    }
+                    note_heard(state, &mut heard);
                     state.on_timeout(now.into_std())
                 });
                 match action {
@@ -343,6 +337,14 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 }
             }
         }
+    }
+}
+
+/// Tell the state machine about a read the reader has not reported yet
+/// (the peer was heard at that time), under a lock taken anyway.
+fn note_heard(state: &mut Connection, heard: &mut Option<Instant>) {
+    if let Some(at) = heard.take() {
+        state.heard_from_peer(at.into_std());
     }
 }
 
@@ -585,6 +587,15 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         conn.guest_finished(&GuestOutcome::Returned);
     }
 
+    /// Send `text` as a text frame and read its echo.
+    async fn echo_text(client: &mut DuplexStream, text: &[u8]) {
+        client
+            .write_all(&client_frame(OpCode::Text, text))
+            .await
+            .unwrap();
+        assert_eq!(read_frame(client).await, (OpCode::Text, text.to_vec()));
+    }
+
     /// The connection's task: the echo guest and the driver, together.
     async fn serve_echo(conn: &ConnectionHandle, server: DuplexStream) {
         run_io(
@@ -604,14 +615,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let server_side = serve_echo(&conn, server);
         let client_side = async {
             assert!(read_head(&mut client).await.starts_with("HTTP/1.1 101 "));
-            client
-                .write_all(&client_frame(OpCode::Text, b"hello"))
-                .await
-                .unwrap();
-            assert_eq!(
-                read_frame(&mut client).await,
-                (OpCode::Text, b"hello".to_vec())
-            );
+            echo_text(&mut client, b"hello").await;
             client
                 .write_all(&client_frame(OpCode::Close, &1000u16.to_be_bytes()))
                 .await
@@ -714,14 +718,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
             // (30 s) and the idle timeout (60 s) had nobody spoken.
             for _ in 0..5 {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                client
-                    .write_all(&client_frame(OpCode::Text, b"hi"))
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    read_frame(&mut client).await,
-                    (OpCode::Text, b"hi".to_vec())
-                );
+                echo_text(&mut client, b"hi").await;
             }
             assert_eq!(start.elapsed(), Duration::from_secs(50));
             // Silent from here: pinged 30 s after the last message.

@@ -197,28 +197,28 @@ mod tests {
 
     #[test]
     fn the_thread_cache_is_cut_once_and_only_if_nobody_sized_it() {
-        let off = |current: Option<&str>| {
+        let cut = |current: Option<&str>| {
             tunables_with_small_tcache(current.map(OsStr::new))
                 .map(|t| t.into_string().expect("ASCII"))
         };
-        assert_eq!(off(None).as_deref(), Some("glibc.malloc.tcache_count=1"));
+        assert_eq!(cut(None).as_deref(), Some("glibc.malloc.tcache_count=1"));
         assert_eq!(
-            off(Some("")).as_deref(),
+            cut(Some("")).as_deref(),
             Some("glibc.malloc.tcache_count=1")
         );
         assert_eq!(
-            off(Some("glibc.malloc.arena_max=2")).as_deref(),
+            cut(Some("glibc.malloc.arena_max=2")).as_deref(),
             Some("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=1")
         );
         // Set already (by us before the restart, or by the user): no restart.
-        assert_eq!(off(Some("glibc.malloc.tcache_count=1")), None);
+        assert_eq!(cut(Some("glibc.malloc.tcache_count=1")), None);
         assert_eq!(
-            off(Some("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=7")),
+            cut(Some("glibc.malloc.arena_max=2:glibc.malloc.tcache_count=7")),
             None
         );
         // A different tunable that shares the prefix does not count.
         assert_eq!(
-            off(Some("glibc.malloc.tcache_count_x=1")).as_deref(),
+            cut(Some("glibc.malloc.tcache_count_x=1")).as_deref(),
             Some("glibc.malloc.tcache_count_x=1:glibc.malloc.tcache_count=1")
         );
     }
