@@ -79,36 +79,37 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_0() {
 #[tokio::test]
 async fn a_connection_attempt_after_sigterm_is_refused() {
     // A client that ignores the server's close keeps the host in its grace
-    // period, so the attempt meets a host that is shutting down, not gone.
+    // period, so the attempts meet a host that is shutting down, not gone.
     let mut host = Host::start("echo", &["--shutdown-grace", "5s", "--close-timeout", "5s"]);
     let mut lingering = RawClient::connect(host.addr, "/", &[]).await;
+    // Accepted before the signal, its request sent after: answered 503.
+    let mut slow = tokio::net::TcpStream::connect(host.addr).await.unwrap();
     sigterm(&host);
+    // Logged once every listener is closed: the kernel refuses from here on.
     host.wait_for_log(&["shutting down"]);
 
-    match tokio::net::TcpStream::connect(host.addr).await {
-        Err(error) => assert_eq!(
-            error.kind(),
-            std::io::ErrorKind::ConnectionRefused,
-            "{error}"
-        ),
-        Ok(mut stream) => {
-            // Accepted at the TCP level: the handshake must then be refused.
-            let request = format!(
-                "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                host.addr
-            );
-            let _ = stream.write_all(request.as_bytes()).await;
-            let mut answer = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
-                .await;
-            let answer = String::from_utf8_lossy(&answer);
-            assert!(
-                answer.starts_with("HTTP/1.1 503 "),
-                "a connection accepted after SIGTERM got: {answer:?}"
-            );
-        }
-    }
+    let error = tokio::net::TcpStream::connect(host.addr)
+        .await
+        .expect_err("a listener was still open after \"shutting down\"");
+    assert_eq!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{error}"
+    );
+
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        host.addr
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503 "),
+        "a handshake finished after SIGTERM got: {answer:?}"
+    );
 
     // The lingering client still gets its 1001, and once it answers the
     // host exits cleanly.

@@ -242,10 +242,14 @@ impl Server {
         // drop what connections are left).
         let (stop_tx, stop) = watch::channel(false);
         let (drained_tx, drained) = watch::channel(false);
+        // Every accept loop holds a sender until its listener is closed:
+        // `recv` returning `None` means no listener is left.
+        let (listening_tx, mut listeners_open) = tokio::sync::mpsc::channel::<()>(1);
         let mut threads = Vec::with_capacity(listeners.len());
         for (index, listener) in listeners.into_iter().enumerate() {
             let server = self.clone();
             let (stop, mut drained) = (stop.clone(), drained.clone());
+            let listening = listening_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("wsbox-conn-{index}"))
                 .spawn(move || {
@@ -266,14 +270,18 @@ impl Server {
                             // loop's eventfd even from its own thread, and a
                             // task's wake-up is a queue push.
                             Ok(listener) => {
-                                let accepting = tokio::spawn(server.accept_loop(listener, stop));
+                                let accepting =
+                                    tokio::spawn(server.accept_loop(listener, stop, listening));
                                 // As a task, a panic ends only the accepting:
                                 // say so, as the thread's own panic would have.
                                 if let Err(error) = accepting.await {
                                     tracing::error!(%error, "accepting connections stopped");
                                 }
                             }
-                            Err(error) => tracing::error!(%error, "registering a listener"),
+                            Err(error) => {
+                                drop(listening);
+                                tracing::error!(%error, "registering a listener");
+                            }
                         }
                         // This thread's connections live on its event loop.
                         let _ = drained.wait_for(|drained| *drained).await;
@@ -288,14 +296,20 @@ impl Server {
         if threads.is_empty() {
             return Err(std::io::Error::other("no connection thread could start"));
         }
+        drop(listening_tx);
         shutdown.await;
-        let _ = stop_tx.send(true);
+        // Refuse (503) before the accept loops stop, so the connections
+        // they take from the backlog on their way out are refused too.
         self.shutting_down.store(true, Ordering::SeqCst);
         self.listening.store(false, Ordering::SeqCst);
+        let _ = stop_tx.send(true);
+        // Once every listener is closed, a new attempt is refused by the
+        // kernel; the wait is bounded in case a thread is wedged.
+        let config = self.config();
+        let _ = tokio::time::timeout(config.shutdown_grace, listeners_open.recv()).await;
         let closing =
             self.close_connections(|_| true, CloseCode::GOING_AWAY.0, "server shutting down");
         tracing::info!(connections = closing, "shutting down");
-        let config = self.config();
         let all = u32::try_from(config.max_connections).unwrap_or(u32::MAX);
         let drained_in_time =
             tokio::time::timeout(config.shutdown_grace, self.permits.acquire_many(all)).await;
@@ -317,35 +331,51 @@ impl Server {
     }
 
     /// Accept connections on `listener` until `stop` turns true, each served
-    /// by a task on this thread's event loop.
-    async fn accept_loop(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+    /// by a task on this thread's event loop. Then take what is left in the
+    /// listener's backlog (those clients connected before the stop and get
+    /// an answer, a 503, rather than a reset) and close the listener;
+    /// `listening` is dropped once it is closed.
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut stop: watch::Receiver<bool>,
+        listening: tokio::sync::mpsc::Sender<()>,
+    ) {
         loop {
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = stop.wait_for(|stop| *stop) => break,
             };
-            let (stream, remote) = match accepted {
-                Ok(accepted) => accepted,
+            match accepted {
+                Ok((stream, remote)) => self.serve_accepted(stream, remote),
                 Err(error) => {
                     // Out of file descriptors and the like: back off rather
                     // than spin; the listener itself is fine.
                     tracing::warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
                 }
-            };
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let server = self.clone();
-            match self.permits.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tokio::spawn(async move {
-                        server.handle_tcp(stream, remote, id).await;
-                        drop(permit);
-                    });
-                }
-                Err(_) => {
-                    tokio::spawn(async move { server.refuse_busy(stream, remote, id).await });
-                }
+            }
+        }
+        for (stream, remote) in close_taking_backlog(listener) {
+            self.serve_accepted(stream, remote);
+        }
+        drop(listening);
+    }
+
+    /// Serve an accepted connection on a task of its own: in full when a
+    /// connection permit is free, with a 503 otherwise.
+    fn serve_accepted(self: &Arc<Self>, stream: TcpStream, remote: SocketAddr) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let server = self.clone();
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                tokio::spawn(async move {
+                    server.handle_tcp(stream, remote, id).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move { server.refuse_busy(stream, remote, id).await });
             }
         }
     }
@@ -632,6 +662,27 @@ async fn read_request<S: AsyncRead + Unpin>(
     }
 }
 
+/// Close `listener`, first taking the connections already in its backlog.
+/// The event loop may not have seen the newest arrivals yet, so this asks
+/// the socket itself, without blocking, until the backlog is empty; those
+/// clients connected while the server was up and are owed an answer, not
+/// the reset a closed listener gives them.
+fn close_taking_backlog(listener: TcpListener) -> Vec<(TcpStream, SocketAddr)> {
+    let Ok(listener) = listener.into_std() else {
+        return Vec::new();
+    };
+    let mut backlog = Vec::new();
+    while let Ok((stream, remote)) = listener.accept() {
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| TcpStream::from_std(stream));
+        if let Ok(stream) = stream {
+            backlog.push((stream, remote));
+        }
+    }
+    backlog
+}
+
 /// Bind `count` listening sockets to `addr`, sharing it through
 /// SO_REUSEPORT (the kernel spreads new connections over them), for
 /// [`Server::serve`]. Port 0 binds the first to a free port and the rest
@@ -664,4 +715,35 @@ pub fn bind_listeners(
         listeners.push(socket.into());
     }
     Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn closing_a_listener_takes_its_backlog_and_then_refuses() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connected by the kernel, never accepted: the listener's backlog.
+        let mut waiting = Vec::new();
+        for _ in 0..3 {
+            waiting.push(std::net::TcpStream::connect(addr).unwrap());
+        }
+        let taken = close_taking_backlog(listener);
+        assert_eq!(taken.len(), 3);
+        let mut ports: Vec<u16> = taken.iter().map(|(_, remote)| remote.port()).collect();
+        let mut expected: Vec<u16> = waiting
+            .iter()
+            .map(|client| client.local_addr().unwrap().port())
+            .collect();
+        ports.sort_unstable();
+        expected.sort_unstable();
+        assert_eq!(ports, expected);
+        // The taken streams work on this event loop.
+        let (mut stream, _) = taken.into_iter().next().unwrap();
+        stream.write_all(b"x").await.unwrap();
+        let error = std::net::TcpStream::connect(addr).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
 }
