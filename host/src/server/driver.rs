@@ -116,22 +116,22 @@ async fn read_shared<R: AsyncRead + Unpin>(socket: &mut R, limit: usize) -> std:
     .await
 }
 
-/// Drive `conn`'s socket, beside its guest, until both are over: the
-/// closing handshake done, the peer gone, or the close timeout passed, and
-/// the guest returned. `leftover` holds bytes read behind the opening
-/// handshake (the client's first frames). With `metrics`, the connection's
-/// traffic is added to them now and then (what is left at its end is the
-/// caller's to add).
-pub async fn run_io<'a, S>(
+/// Drive `conn`'s socket, given as its two halves, beside its guest, until
+/// all three are over: the closing handshake done, the peer gone, or the
+/// close timeout passed, and the guest returned. `leftover` holds bytes
+/// read behind the opening handshake (the client's first frames). With
+/// `metrics`, the connection's traffic is added to them now and then (what
+/// is left at its end is the caller's to add).
+pub async fn run_io<'a, R, W>(
     conn: &'a ConnectionHandle,
-    stream: S,
+    (read_half, write_half): (R, W),
     leftover: BytesMut,
     metrics: Option<&'a Metrics>,
     guest: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'a,
+    R: AsyncRead + Unpin + Send + 'a,
+    W: AsyncWrite + Unpin + Send + 'a,
 {
-    let (read_half, write_half) = tokio::io::split(stream);
     let parts: [Pin<Box<dyn Future<Output = ()> + Send + 'a>>; 3] = [
         guest,
         Box::pin(read_loop(
@@ -600,7 +600,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     async fn serve_echo(conn: &ConnectionHandle, server: DuplexStream) {
         run_io(
             conn,
-            server,
+            tokio::io::split(server),
             BytesMut::new(),
             None,
             Box::pin(echo_guest(conn.clone())),

@@ -537,7 +537,18 @@ impl Server {
             }
             conn.guest_finished(&outcome);
         });
-        driver::run_io(&conn, stream, buf, metrics, guest_part).await;
+        match stream {
+            // Borrowed halves of a TCP stream take no lock per read or
+            // write, unlike `tokio::io::split`'s; TLS has one state for both
+            // directions, so it needs that lock.
+            Stream::Plain(mut tcp) => {
+                driver::run_io(&conn, tcp.split(), buf, metrics, guest_part).await;
+            }
+            Stream::Tls(tls) => {
+                let halves = tokio::io::split(tls);
+                driver::run_io(&conn, halves, buf, metrics, guest_part).await;
+            }
+        }
         conn.leave_topics();
         let dropped = conn.with_state(|state| state.dropped_deliveries());
         if dropped > 0 {
