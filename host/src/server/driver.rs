@@ -19,8 +19,6 @@ use std::io::IoSlice;
 use std::pin::Pin;
 
 use bytes::{BufMut, BytesMut};
-use futures_util::StreamExt as _;
-use futures_util::stream::FuturesUnordered;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 
@@ -28,6 +26,7 @@ use crate::metrics::{Metrics, TRAFFIC_FLUSH_INTERVAL};
 use crate::protocol::ProtocolError;
 use crate::protocol::connection::{Connection, ReadStatus, TimeoutAction, WriteStatus};
 use crate::protocol::outbox::Outbox;
+use crate::server::parts::{Part, Parts};
 use crate::session::ConnectionHandle;
 
 /// The most a read asks for while the peer sends little, and where reads
@@ -127,12 +126,12 @@ pub async fn run_io<'a, R, W>(
     (read_half, write_half): (R, W),
     leftover: BytesMut,
     metrics: Option<&'a Metrics>,
-    guest: Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    guest: Part<'a>,
 ) where
     R: AsyncRead + Unpin + Send + 'a,
     W: AsyncWrite + Unpin + Send + 'a,
 {
-    let parts: [Pin<Box<dyn Future<Output = ()> + Send + 'a>>; 3] = [
+    Parts::new([
         guest,
         Box::pin(read_loop(
             conn,
@@ -141,11 +140,8 @@ pub async fn run_io<'a, R, W>(
             TrafficFlush::new(metrics),
         )),
         Box::pin(write_loop(conn, write_half, TrafficFlush::new(metrics))),
-    ];
-    // `FuturesUnordered` gives each part its own waker and polls only the
-    // woken ones (see the module docs).
-    let mut parts: FuturesUnordered<_> = parts.into_iter().collect();
-    while parts.next().await.is_some() {}
+    ])
+    .await;
 }
 
 /// Adds a connection's traffic to the metrics at most once per

@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod driver;
+mod parts;
 mod plain;
 pub mod policy;
 pub mod tls;
