@@ -70,7 +70,7 @@ impl<'a> Parts<'a> {
         };
         Parts {
             parts: parts.map(Some),
-            wakers: [waker(0), waker(1), waker(2)],
+            wakers: std::array::from_fn(waker),
             woken,
         }
     }
@@ -169,8 +169,7 @@ mod tests {
                 Poll::Pending
             }
         }));
-        let done: Part<'static> = Box::pin(async {});
-        let mut parts = Parts::new([waiting, Box::pin(async {}), done]);
+        let mut parts = Parts::new([waiting, Box::pin(async {}), Box::pin(async {})]);
         assert!(Pin::new(&mut parts).poll(&mut cx).is_pending());
         let part_waker = rx.recv().expect("the part registered its waker");
         ended.store(true, Ordering::SeqCst);
