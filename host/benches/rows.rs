@@ -36,6 +36,12 @@
 //!   allocation on the message path); its CPU per unit is printed too, since on a small machine it
 //!   competes with the server.
 //!
+//! `--uws-bin PATH` adds uWebSockets, the native server issue #13's goals were set against: PATH
+//! is the one-thread echo server `peers/uwebsockets/echo.cpp`, which
+//! `peers/uwebsockets/build.sh` builds with g++ from a uWebSockets checkout (cloned at a pinned
+//! commit unless one is given). It is measured like the others; `--reference uWebSockets` makes
+//! the ratios relative to it.
+//!
 //! `--compile-time` also times `host check GUEST` twice per guest with a fresh, empty compile
 //! cache (`XDG_CACHE_HOME` pointed at a new directory, which `host check` caches in): uncached,
 //! then cached. Both include the host's start-up; wall time and CPU time (the child's utime +
@@ -66,6 +72,9 @@ usage: cargo bench -p host --bench rows -- [options]
                         the file's stem)     [echo=<target>/wasm32-wasip2/release/echo.wasm]
   --peer NAME           a native peer to measure (repeatable): fastwebsockets,
                         tokio-tungstenite    [both]
+  --uws-bin PATH        also measure uWebSockets: PATH is the echo server that
+                        host/benches/peers/uwebsockets/build.sh builds
+  --reference NAME      the server the ratios are to         [fastwebsockets]
   --only KIND           only the `wsbox` servers or only the `native` peers
   --rows LIST           rows to run, of p1,p16,64k,connect,idle      [all]
   --connections N       connections of the p1 and p16 rows           [100]
@@ -204,6 +213,10 @@ struct Options {
     /// wsbox guests: name and component.
     guests: Vec<(String, PathBuf)>,
     peers: Vec<Peer>,
+    /// uWebSockets' echo server (`peers/uwebsockets/build.sh`), if it is to be measured.
+    uws_bin: Option<PathBuf>,
+    /// The label of the server the ratios are to.
+    reference: String,
     rows: Vec<Row>,
     counts: Counts,
     compile_time: bool,
@@ -216,6 +229,8 @@ impl Options {
             common: Common::new("echo"),
             guests: Vec::new(),
             peers: Vec::new(),
+            uws_bin: None,
+            reference: Peer::FastWebSockets.name().to_owned(),
             rows: Row::ALL.to_vec(),
             counts: Counts {
                 connections: 100,
@@ -231,6 +246,8 @@ impl Options {
             match flag.name.as_str() {
                 "--guest" => o.guests.push(guest_arg(&flag.value()?)?),
                 "--peer" => o.peers.push(Peer::parse(&flag.value()?)?),
+                "--uws-bin" => o.uws_bin = Some(user_path(&flag.value()?)),
+                "--reference" => o.reference = flag.value()?,
                 "--rows" => {
                     o.rows = flag
                         .value()?
@@ -262,9 +279,21 @@ impl Options {
             o.peers = Peer::ALL.to_vec();
         }
         match o.common.only {
-            Some(Kind::Wsbox) => o.peers.clear(),
+            Some(Kind::Wsbox) => {
+                o.peers.clear();
+                o.uws_bin = None;
+            }
             Some(Kind::Native) => o.guests.clear(),
             None => {}
+        }
+        if !o.peers.is_empty() || o.uws_bin.is_some() {
+            let mut measured =
+                (o.peers.iter().map(|p| p.name())).chain(o.uws_bin.as_ref().map(|_| UWEBSOCKETS));
+            ensure!(
+                measured.any(|name| name == o.reference),
+                "--reference {:?}: not a peer measured in this run",
+                o.reference
+            );
         }
         for name in Counts::FLAGS {
             let count = *o.counts.get(name).expect("a count flag");
@@ -343,7 +372,12 @@ enum Target {
     /// The wsbox host with this guest (name, component).
     Wsbox(String, PathBuf),
     Peer(Peer),
+    /// uWebSockets' echo server, this binary (`peers/uwebsockets/echo.cpp`).
+    UWebSockets(PathBuf),
 }
+
+/// The label of uWebSockets' column.
+const UWEBSOCKETS: &str = "uWebSockets";
 
 /// A server's figure on one row.
 struct Figure {
@@ -399,6 +433,13 @@ fn run(o: &Options) -> Result<()> {
             )?;
         }
     }
+    if let Some(path) = &o.uws_bin {
+        require_file(
+            path,
+            "uWebSockets' echo server",
+            "host/benches/peers/uwebsockets/build.sh",
+        )?;
+    }
     if o.compile_time {
         compile_times(o)?;
     }
@@ -408,6 +449,11 @@ fn run(o: &Options) -> Result<()> {
         .iter()
         .map(|(name, path)| Target::Wsbox(name.clone(), path.clone()))
         .chain(o.peers.iter().map(|&p| Target::Peer(p)))
+        .chain(
+            o.uws_bin
+                .iter()
+                .map(|path| Target::UWebSockets(path.clone())),
+        )
         .collect();
     ensure!(!targets.is_empty(), "nothing to measure");
     println!(
@@ -470,6 +516,12 @@ fn start(o: &Options, target: &Target) -> Result<Server> {
             }
         }
         Target::Peer(peer) => (peer.name().to_owned(), peer_command(*peer, addr)?),
+        Target::UWebSockets(path) => {
+            // It listens on 127.0.0.1 and takes only the port.
+            let mut cmd = Command::new(path);
+            cmd.arg(addr.port().to_string());
+            (UWEBSOCKETS.to_owned(), cmd)
+        }
     };
     let log = std::env::temp_dir().join(format!("wsbox-bench-rows-{label}.log"));
     Server::start(&label, cmd, addr, log, Log::Keep)
@@ -546,7 +598,7 @@ fn open_idle(server: &Server, n: usize, threads: usize) -> Result<ClientThreads<
 fn print_tables(o: &Options, measured: &[Measured]) {
     let reference = measured
         .iter()
-        .position(|m| m.label == Peer::FastWebSockets.name())
+        .position(|m| m.label == o.reference)
         .or_else(|| measured.iter().position(|m| !m.label.starts_with("wsbox")));
     println!();
     match reference {
