@@ -22,6 +22,11 @@ async fn hundred_connections_each_echo_hundred_messages() {
 }
 
 #[tokio::test]
+async fn a_burst_comes_back_in_order() {
+    echo::a_burst_comes_back_in_order(&Host::start("echo", &[])).await;
+}
+
+#[tokio::test]
 async fn frames_sent_with_the_handshake_are_read_as_the_first_frames() {
     echo::frames_sent_with_the_handshake_come_back(&Host::start("echo", &[])).await;
 }

@@ -69,7 +69,7 @@ fn a_valid_guest_is_listed_with_its_imports_and_exports() {
     );
     assert!(stdout.contains("imports:"), "{stdout}");
     assert!(
-        stdout.contains("wsbox:websocket/websocket@0.1.1"),
+        stdout.contains("wsbox:websocket/websocket@0.1.2"),
         "{stdout}"
     );
     assert!(stdout.contains("[method]connection.receive"), "{stdout}");
@@ -175,9 +175,9 @@ fn a_component_without_the_handle_export_is_refused() {
 fn a_component_with_an_unknown_import_is_refused_naming_it() {
     let bytes = std::fs::read(guest("echo")).unwrap();
     let text_bytes = String::from_utf8_lossy(&bytes).into_owned();
-    assert!(text_bytes.contains("wsbox:websocket/log@0.1.1"));
+    assert!(text_bytes.contains("wsbox:websocket/log@0.1.2"));
     let mut changed = bytes.clone();
-    let (from, to) = (b"wsbox:websocket/log@0.1.1", b"wsbox:websocket/log@0.9.1");
+    let (from, to) = (b"wsbox:websocket/log@0.1.2", b"wsbox:websocket/log@0.9.1");
     let mut i = 0;
     while i + from.len() <= changed.len() {
         if &changed[i..i + from.len()] == from {

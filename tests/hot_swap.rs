@@ -43,10 +43,10 @@ fn write_by_rename(path: &Path, bytes: &[u8]) {
 }
 
 /// A component that imports an interface version the host does not have:
-/// the echo guest with `log@0.1.1` renamed to `log@0.9.1`.
+/// the echo guest with `log@0.1.2` renamed to `log@0.9.1`.
 fn wrong_import_component() -> Vec<u8> {
     let bytes = std::fs::read(guest("echo")).unwrap();
-    let (from, to) = (b"wsbox:websocket/log@0.1.1", b"wsbox:websocket/log@0.9.1");
+    let (from, to) = (b"wsbox:websocket/log@0.1.2", b"wsbox:websocket/log@0.9.1");
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {

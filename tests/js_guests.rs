@@ -174,6 +174,20 @@ async fn echo_js_serves_twenty_connections_at_once() {
 }
 
 #[tokio::test]
+async fn echo_js_sends_a_burst_back_in_order() {
+    twin!("echo-js", "echo-js", echo::a_burst_comes_back_in_order);
+}
+
+#[tokio::test]
+async fn echo_js_quickjs_sends_a_burst_back_in_order() {
+    twin!(
+        "echo-js",
+        "echo-js-quickjs",
+        echo::a_burst_comes_back_in_order
+    );
+}
+
+#[tokio::test]
 async fn echo_js_reads_frames_sent_with_the_handshake() {
     twin!(
         "echo-js",

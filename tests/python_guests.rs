@@ -152,6 +152,13 @@ async fn echo_py_returns_a_one_mib_message_sent_in_fragments_whole() {
 }
 
 #[tokio::test]
+async fn echo_py_sends_a_burst_back_in_order() {
+    if let Some(host) = host("echo-py", &[]) {
+        echo::a_burst_comes_back_in_order(&host).await;
+    }
+}
+
+#[tokio::test]
 async fn echo_py_reads_frames_sent_with_the_handshake() {
     if let Some(host) = host("echo-py", &[]) {
         echo::frames_sent_with_the_handshake_come_back(&host).await;

@@ -185,15 +185,26 @@ async fn ids_are_unique() {
     }
 }
 
-#[tokio::test]
-async fn a_guest_built_against_wit_0_1_0_keeps_serving() {
-    let fixture = support::workspace().join("tests/fixtures/echo-wit-0.1.0.wasm");
+/// An echo guest built against an older minor version of the WIT (the
+/// fixture) still links and serves.
+async fn an_older_guest_keeps_serving(fixture: &str) {
+    let fixture = support::workspace().join("tests/fixtures").join(fixture);
     let host = Host::start_path(&fixture, &[]);
     let mut client = connect(&host, "/").await;
     client.send(Message::text("still here")).await.unwrap();
     assert_eq!(next(&mut client).await, Message::text("still here"));
     client.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(next(&mut client).await, Message::binary(vec![1u8, 2, 3]));
+}
+
+#[tokio::test]
+async fn a_guest_built_against_wit_0_1_0_keeps_serving() {
+    an_older_guest_keeps_serving("echo-wit-0.1.0.wasm").await;
+}
+
+#[tokio::test]
+async fn a_guest_built_against_wit_0_1_1_keeps_serving() {
+    an_older_guest_keeps_serving("echo-wit-0.1.1.wasm").await;
 }
 
 /// The host's resident memory, in KiB.

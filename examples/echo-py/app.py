@@ -7,9 +7,10 @@ import wsbox
 def handle(pending: wsbox.PendingConnection) -> None:
     conn = pending.accept()
     while True:
+        # Whatever has arrived (at least one message), echoed in one write.
         # Raises the client's CloseRequest (or ConnectionClosed), which ends
         # the handler normally.
-        conn.send(conn.receive())
+        conn.send_messages(conn.receive_all())
 
 
 WitWorld = wsbox.export_handler(handle)

@@ -51,6 +51,22 @@ impl Connection {
         Ok(self.raw.receive()?.into())
     }
 
+    /// Waits for the next message, then returns it together with the
+    /// messages already received behind it, in order (never empty; at most
+    /// 64 messages, and 64 KiB unless the first alone is larger). Answering
+    /// a batch with one [`send_messages`](Self::send_messages) handles a
+    /// burst in two host calls instead of two per message. Ends as
+    /// [`receive`](Self::receive) does, on the call after the messages in
+    /// front of the close.
+    pub fn receive_all(&self) -> Result<Vec<Message>, ConnectionError> {
+        Ok(self
+            .raw
+            .receive_all()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
     /// Waits for the next text or binary message and converts it
     /// (`receiveData`): `receive_data::<String>()`, `receive_data::<Vec<u8>>()`.
     /// Pongs are skipped.
@@ -84,6 +100,10 @@ impl Connection {
         messages: impl IntoIterator<Item = M>,
     ) -> Result<(), ConnectionError> {
         let messages: Vec<Message> = messages.into_iter().map(Into::into).collect();
+        if let [message] = messages.as_slice() {
+            // The same on the wire, without lowering a list.
+            return Ok(self.raw.send(message.as_param())?);
+        }
         let params: Vec<MessageParam<'_>> = messages.iter().map(Message::as_param).collect();
         Ok(self.raw.send_all(&params)?)
     }

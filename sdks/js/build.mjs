@@ -79,8 +79,8 @@ const out = join(outDir, `${name}.wasm`);
 // For QuickJS: the 0.1.0 interfaces, and a module that says why topics and
 // events are missing in place of the WASI ones 0.1.0 does not import.
 const quickjsAliases = {
-  "wsbox:websocket/websocket@0.1.1": "wsbox:websocket/websocket@0.1.0",
-  "wsbox:websocket/log@0.1.1": "wsbox:websocket/log@0.1.0",
+  "wsbox:websocket/websocket@0.1.2": "wsbox:websocket/websocket@0.1.0",
+  "wsbox:websocket/log@0.1.2": "wsbox:websocket/log@0.1.0",
   "wasi:io/poll@0.2.12": join(sdkDir, "quickjs-unavailable.js"),
   "wasi:clocks/monotonic-clock@0.2.12": join(sdkDir, "quickjs-unavailable.js"),
 };

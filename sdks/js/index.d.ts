@@ -165,6 +165,12 @@ export class Connection {
   readonly extensions: string | null;
   /** Throws `CloseRequest` or `ConnectionClosed` when the connection ends. */
   receive(): Message;
+  /**
+   * The next message and the messages already received behind it, in order
+   * (never empty; at most 64 messages, and 64 KiB unless the first alone is
+   * larger). One `sendAll` of the batch answers a burst in two host calls.
+   */
+  receiveAll(): Message[];
   /** Pongs skipped. */
   receiveData(): Message;
   receiveText(): string;
@@ -211,5 +217,5 @@ export function handler(
   fn: (pending: PendingConnection) => void | Promise<void>,
 ): (pending: raw.PendingConnection) => void | Promise<void>;
 
-/** The raw bindings' module `wsbox:websocket/websocket@0.1.1`. */
+/** The raw bindings' module `wsbox:websocket/websocket@0.1.2`. */
 export const bindings: typeof raw;

@@ -98,6 +98,40 @@ pub mod echo {
         );
     }
 
+    /// A burst written at once (small and large messages, text and binary,
+    /// more than one `receive-all` batch holds by count and by bytes) comes
+    /// back whole and in order; then the close is answered.
+    pub async fn a_burst_comes_back_in_order(host: &Host) {
+        let mut client = RawClient::connect(host.addr, "/", &[]).await;
+        let messages: Vec<(u8, Vec<u8>)> = (0..300usize)
+            .map(|i| {
+                let size = match i % 50 {
+                    7 => 100 << 10,
+                    8 | 9 => 40 << 10,
+                    _ => i % 40,
+                };
+                let bytes = (0..size).map(|j| b'a' + ((i + j) % 26) as u8).collect();
+                (if i % 2 == 0 { op::TEXT } else { op::BINARY }, bytes)
+            })
+            .collect();
+        let mut burst = Vec::new();
+        for (opcode, payload) in &messages {
+            let mask = Some([9, 8, 7, 6]);
+            burst.extend(super::super::encode_frame(true, 0, *opcode, payload, mask));
+        }
+        client.send_raw(&burst).await;
+        for (i, (opcode, payload)) in messages.iter().enumerate() {
+            let frame = client.read_frame().await.expect("an echo");
+            assert!(frame.fin, "message {i}: one frame");
+            assert_eq!(frame.opcode, *opcode, "message {i}: opcode");
+            assert!(frame.payload == *payload, "message {i}: payload differs");
+        }
+        client.send_frame(true, op::CLOSE, &[0x03, 0xe8]).await;
+        let (code, _) = client.expect_close().await;
+        assert_eq!(code, 1000);
+        client.expect_eof().await;
+    }
+
     /// The client's close is answered with its code, then TCP is closed.
     pub async fn the_clients_close_is_answered_then_tcp_closed(host: &Host) {
         let mut client = RawClient::connect(host.addr, "/", &[]).await;

@@ -5,8 +5,9 @@ import { handler } from "wsbox-guest";
 export const handle = handler((pending) => {
   const conn = pending.accept();
   for (;;) {
+    // Whatever has arrived (at least one message), echoed in one write.
     // Throws the client's close (CloseRequest) or ConnectionClosed, which
     // ends the handler normally.
-    conn.send(conn.receive());
+    conn.sendAll(conn.receiveAll());
   }
 });

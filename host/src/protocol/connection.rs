@@ -40,6 +40,13 @@ use super::outbox::Outbox;
 /// Largest control frame payload (RFC 6455 §5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// Most messages one [`Connection::receive_all`] hands over.
+pub const RECEIVE_ALL_MAX_MESSAGES: usize = 64;
+/// Most payload bytes one [`Connection::receive_all`] hands over, unless its
+/// first message alone is larger: a batch costs the guest's memory little
+/// more than one message does.
+pub const RECEIVE_ALL_MAX_BYTES: usize = 64 << 10;
+
 /// The rules' knobs, shared by every connection of a server.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -995,6 +1002,28 @@ impl Connection {
         self.dropped
     }
 
+    /// [`Connection::receive`], then also the messages queued behind the
+    /// first, in order, while the batch stays within
+    /// [`RECEIVE_ALL_MAX_MESSAGES`] and [`RECEIVE_ALL_MAX_BYTES`] (the first
+    /// message alone may be larger). A close or error is reported as
+    /// `receive` reports it, by the call after the messages in front of it.
+    pub fn receive_all(&mut self, now: Instant) -> Result<Option<Vec<Incoming>>, ConnectionError> {
+        let Some(first) = self.receive(now)? else {
+            return Ok(None);
+        };
+        let mut bytes = first.len();
+        let mut batch = vec![first];
+        while batch.len() < RECEIVE_ALL_MAX_MESSAGES
+            && let Some((_, next)) = self.inbound.front()
+            && bytes.saturating_add(next.len()) <= RECEIVE_ALL_MAX_BYTES
+            && let Ok(Some(next)) = self.receive(now)
+        {
+            bytes += next.len();
+            batch.push(next);
+        }
+        Ok(Some(batch))
+    }
+
     /// The next event for the application, without waiting: peer messages
     /// and topic messages in arrival order, then the close (as
     /// [`Connection::receive`] reports it). `None`: nothing yet.
@@ -1433,6 +1462,90 @@ mod tests {
 
     fn text(s: &str) -> Incoming {
         Incoming::Message(DataMessage::Text(s.to_owned()))
+    }
+
+    #[test]
+    fn receive_all_takes_the_queue_in_order_then_reports_the_close() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        assert_eq!(conn.receive_all(t0), Ok(None));
+        let mut bytes = client_frame(OpCode::Text, true, b"a");
+        bytes.extend(client_frame(OpCode::Binary, true, b"b"));
+        bytes.extend(client_frame(OpCode::Text, true, b"c"));
+        bytes.extend(close_frame(1000, "bye"));
+        assert_eq!(feed(&mut conn, &bytes, t0), None);
+        let batch = conn.receive_all(t0).unwrap().unwrap();
+        assert_eq!(
+            batch,
+            vec![
+                text("a"),
+                Incoming::Message(DataMessage::Binary(b"b".to_vec())),
+                text("c")
+            ]
+        );
+        assert_eq!(
+            conn.receive_all(t0),
+            Err(ConnectionError::CloseRequest {
+                code: CloseCode(1000),
+                reason: "bye".into()
+            })
+        );
+        assert_eq!(conn.receive_all(t0), Err(ConnectionError::ConnectionClosed));
+    }
+
+    #[test]
+    fn receive_all_stops_at_its_message_and_byte_bounds() {
+        let t0 = Instant::now();
+        let config = ConnectionConfig {
+            inbound_high_water: 4 << 20,
+            ..config()
+        };
+        let mut conn = open_with(config, t0);
+        // More small messages than one batch takes.
+        let small = RECEIVE_ALL_MAX_MESSAGES + 3;
+        let bytes: Vec<u8> = (0..small)
+            .flat_map(|i| client_frame(OpCode::Text, true, i.to_string().as_bytes()))
+            .collect();
+        assert_eq!(feed(&mut conn, &bytes, t0), None);
+        let first = conn.receive_all(t0).unwrap().unwrap();
+        assert_eq!(first.len(), RECEIVE_ALL_MAX_MESSAGES);
+        assert_eq!(first[0], text("0"));
+        let rest = conn.receive_all(t0).unwrap().unwrap();
+        assert_eq!(rest.len(), 3);
+        assert_eq!(rest[2], text(&(small - 1).to_string()));
+        assert_eq!(conn.receive_all(t0), Ok(None));
+
+        // A first message past the byte bound comes alone; then as many as fit.
+        let big = vec![7u8; RECEIVE_ALL_MAX_BYTES + 1];
+        let half = vec![8u8; RECEIVE_ALL_MAX_BYTES / 2];
+        let mut bytes = client_frame(OpCode::Binary, true, &big);
+        for _ in 0..3 {
+            bytes.extend(client_frame(OpCode::Binary, true, &half));
+        }
+        assert_eq!(feed(&mut conn, &bytes, t0), None);
+        let sizes = |batch: Vec<Incoming>| batch.iter().map(Incoming::len).collect::<Vec<_>>();
+        assert_eq!(sizes(conn.receive_all(t0).unwrap().unwrap()), [big.len()]);
+        assert_eq!(
+            sizes(conn.receive_all(t0).unwrap().unwrap()),
+            [half.len(), half.len()]
+        );
+        assert_eq!(sizes(conn.receive_all(t0).unwrap().unwrap()), [half.len()]);
+    }
+
+    #[test]
+    fn receive_all_resumes_a_paused_reader() {
+        let t0 = Instant::now();
+        let mut conn = open(t0);
+        // Past the 1 KiB high-water mark: reading pauses.
+        let bytes: Vec<u8> = (0..3)
+            .flat_map(|_| client_frame(OpCode::Binary, true, &[1; 600]))
+            .collect();
+        assert_eq!(feed(&mut conn, &bytes, t0), None);
+        assert_eq!(conn.read_status(), ReadStatus::Paused);
+        conn.take_wakes();
+        assert_eq!(conn.receive_all(t0).unwrap().unwrap().len(), 3);
+        assert_eq!(conn.read_status(), ReadStatus::Read);
+        assert!(conn.take_wakes().reader);
     }
 
     #[test]

@@ -129,6 +129,19 @@ impl websocket::HostConnection for GuestState {
         Ok(result)
     }
 
+    async fn receive_all(
+        &mut self,
+        _this: Resource<ConnectionResource>,
+    ) -> wasmtime::Result<Result<Vec<types::Message>, types::ConnectionError>> {
+        let result = self
+            .conn()
+            .receive_all()
+            .await
+            .map(|batch| batch.into_iter().map(message_to_wit).collect())
+            .map_err(connection_error);
+        Ok(result)
+    }
+
     async fn send(
         &mut self,
         _this: Resource<ConnectionResource>,

@@ -162,11 +162,26 @@ impl ConnectionHandle {
 
     /// Wait for the next message (or pong, if asked for).
     pub async fn receive(&self) -> Result<Incoming, ConnectionError> {
+        self.wait_to_take(Connection::receive).await
+    }
+
+    /// Wait for the next message, then take it and the messages queued
+    /// behind it, within [`Connection::receive_all`]'s bounds.
+    pub async fn receive_all(&self) -> Result<Vec<Incoming>, ConnectionError> {
+        self.wait_to_take(Connection::receive_all).await
+    }
+
+    /// Run `take` on the state until it has something (or fails), waiting
+    /// for the guest's wake-up in between.
+    async fn wait_to_take<R>(
+        &self,
+        take: impl Fn(&mut Connection, std::time::Instant) -> Result<Option<R>, ConnectionError>,
+    ) -> Result<R, ConnectionError> {
         loop {
             let notified = self.shared.guest_wake.notified();
             let now = Instant::now().into_std();
-            if let Some(incoming) = self.with_state(|state| state.receive(now))? {
-                return Ok(incoming);
+            if let Some(taken) = self.with_state(|state| take(state, now))? {
+                return Ok(taken);
             }
             notified.await;
         }

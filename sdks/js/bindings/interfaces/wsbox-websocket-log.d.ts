@@ -1,4 +1,4 @@
-/** @module Interface wsbox:websocket/log@0.1.1 **/
+/** @module Interface wsbox:websocket/log@0.1.2 **/
 /**
  * Write one line to the host log.
  */

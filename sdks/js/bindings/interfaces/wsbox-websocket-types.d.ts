@@ -1,4 +1,4 @@
-/** @module Interface wsbox:websocket/types@0.1.1 **/
+/** @module Interface wsbox:websocket/types@0.1.2 **/
 /**
  * One HTTP header. Names are compared case-insensitively by the host;
  * values are raw bytes because HTTP does not promise they are UTF-8.

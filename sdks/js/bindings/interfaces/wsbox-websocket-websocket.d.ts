@@ -1,4 +1,4 @@
-/** @module Interface wsbox:websocket/websocket@0.1.1 **/
+/** @module Interface wsbox:websocket/websocket@0.1.2 **/
 export type Request = import('./wsbox-websocket-types.js').Request;
 export type Message = import('./wsbox-websocket-types.js').Message;
 export type CloseFrame = import('./wsbox-websocket-types.js').CloseFrame;
@@ -31,6 +31,16 @@ export class Connection {
   * this guest until one arrives; never blocks a host thread.
   */
   receive(): Message;
+  /**
+  * Wait as `receive` does, then return that message together with
+  * the messages already received behind it, in order: at most 64
+  * messages, and at most 64 KiB of payload unless the first message
+  * alone is larger. A guest that answers a batch with one `send-all`
+  * handles a burst in two host calls instead of two per message. The
+  * close (or error) comes, as from `receive`, on the call after the
+  * messages in front of it; the list is never empty.
+  */
+  receiveAll(): Array<Message>;
   /**
   * Send one message (`sendTextData` / `sendBinaryData`). Waits while
   * the socket cannot take more (backpressure).

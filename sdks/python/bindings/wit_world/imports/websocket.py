@@ -40,6 +40,19 @@ class Connection:
         Raises: `componentize_py_types.Err(wit_world.imports.types.ConnectionError)`
         """
         raise NotImplementedError
+    def receive_all(self) -> List[types.Message]:
+        """
+        Wait as `receive` does, then return that message together with
+        the messages already received behind it, in order: at most 64
+        messages, and at most 64 KiB of payload unless the first message
+        alone is larger. A guest that answers a batch with one `send-all`
+        handles a burst in two host calls instead of two per message. The
+        close (or error) comes, as from `receive`, on the call after the
+        messages in front of it; the list is never empty.
+        
+        Raises: `componentize_py_types.Err(wit_world.imports.types.ConnectionError)`
+        """
+        raise NotImplementedError
     def send(self, message: types.Message) -> None:
         """
         Send one message (`sendTextData` / `sendBinaryData`). Waits while
