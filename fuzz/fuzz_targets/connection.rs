@@ -139,8 +139,11 @@ fuzz_target!(|data: &[u8]| {
                 buf.extend_from_slice(&client_frame(opcode, arg & 4 == 0, &payload));
                 let _ = conn.receive_data(&mut buf, now);
             }
-            2 => {
+            2 if arg & 1 == 0 => {
                 let _ = conn.receive(now);
+            }
+            2 => {
+                let _ = conn.receive_all(now);
             }
             3 => {
                 // Up to 8 KiB: past the outbox's out-of-line threshold.
