@@ -35,6 +35,33 @@ async fn a_trapping_guest_closes_its_connection_with_1011_and_others_keep_echoin
 }
 
 #[tokio::test]
+async fn a_text_that_is_not_utf8_from_the_guest_fails_it_with_1011_and_sends_nothing() {
+    let host = Host::start("misbehave", &[]);
+    // `send`, then `send-all` with a valid text in front: the batch is
+    // checked before any of it is queued.
+    for path in ["/bad-utf8", "/bad-utf8-batch"] {
+        let mut client = RawClient::connect(host.addr, path, &[]).await;
+        client.send_frame(true, op::TEXT, b"go").await;
+        let first = client.read_frame().await.expect("a close frame");
+        assert_eq!(first.opcode, op::CLOSE, "{path}: nothing before the close");
+        assert_eq!(
+            first.close_code().map(|(code, _)| code),
+            Some(1011),
+            "{path}"
+        );
+    }
+    host.wait_for_log(&["invalid utf-8"]);
+    let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    neighbour.send(Message::text("still here")).await.unwrap();
+    assert_eq!(
+        neighbour.next().await.unwrap().unwrap(),
+        Message::text("still here")
+    );
+}
+
+#[tokio::test]
 async fn a_guest_that_returns_without_closing_closes_with_1000() {
     let host = Host::start("misbehave", &[]);
     let mut client = RawClient::connect(host.addr, "/return", &[]).await;

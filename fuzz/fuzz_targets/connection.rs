@@ -148,7 +148,12 @@ fuzz_target!(|data: &[u8]| {
             3 => {
                 // Up to 8 KiB: past the outbox's out-of-line threshold.
                 let text = "x".repeat(usize::from(arg) * 32);
-                let _ = conn.send([Outgoing::Text(text.clone()), Outgoing::Binary(b"b".to_vec())]);
+                // Owned and borrowed payloads take different paths into the outbox.
+                let _ = if arg & 1 == 0 {
+                    conn.send([Outgoing::Text(text.into()), Outgoing::Binary(b"b".to_vec().into())])
+                } else {
+                    conn.send([Outgoing::Text(text.as_str().into()), Outgoing::Binary(b"b"[..].into())])
+                };
             }
             4 => {
                 let code = CLOSE_CODES[usize::from(arg) % CLOSE_CODES.len()];

@@ -19,6 +19,7 @@
 //! knows about sockets, tasks or clocks: every method that needs the time
 //! takes `now`.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -140,19 +141,20 @@ pub enum Delivery {
     Closed,
 }
 
-/// A message the application sends. It is owned: a large payload is
-/// written from where it is, not copied (see [`Outbox`]).
+/// A message the application sends. Owned, a large payload is written from
+/// where it is (see [`Outbox`]); borrowed (from a guest's memory), it is
+/// copied into the write buffer when queued, the only copy the host makes.
 #[derive(Clone, Debug)]
-pub enum Outgoing {
+pub enum Outgoing<'a> {
     /// A text message.
-    Text(String),
+    Text(Cow<'a, str>),
     /// A binary message.
-    Binary(Vec<u8>),
+    Binary(Cow<'a, [u8]>),
     /// An unsolicited pong (a heartbeat).
-    Pong(Vec<u8>),
+    Pong(Cow<'a, [u8]>),
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
     fn len(&self) -> usize {
         match self {
             Outgoing::Text(text) => text.len(),
@@ -778,9 +780,9 @@ impl Connection {
     /// Queue messages, in order, as one batch. Checks them all first: on an
     /// error nothing is queued. The application should then wait while
     /// [`Connection::pending_write_bytes`] is over its high-water mark.
-    pub fn send<M>(&mut self, messages: M) -> Result<(), ConnectionError>
+    pub fn send<'m, M>(&mut self, messages: M) -> Result<(), ConnectionError>
     where
-        M: AsRef<[Outgoing]> + IntoIterator<Item = Outgoing>,
+        M: AsRef<[Outgoing<'m>]> + IntoIterator<Item = Outgoing<'m>>,
     {
         self.check_sendable()?;
         let max = self.config.max_message_size;
@@ -803,13 +805,15 @@ impl Connection {
             match message {
                 Outgoing::Text(text) => {
                     self.stats.messages_sent += 1;
-                    self.encoder
-                        .encode_message(OpCode::Text, Bytes::from(text), &mut self.out);
+                    let payload = match text {
+                        Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+                        Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+                    };
+                    self.queue_data(OpCode::Text, payload);
                 }
                 Outgoing::Binary(data) => {
                     self.stats.messages_sent += 1;
-                    self.encoder
-                        .encode_message(OpCode::Binary, Bytes::from(data), &mut self.out);
+                    self.queue_data(OpCode::Binary, data);
                 }
                 Outgoing::Pong(data) => {
                     self.encoder
@@ -819,6 +823,21 @@ impl Connection {
         }
         self.wakes.writer = true;
         Ok(())
+    }
+
+    /// Encode one data message into the outbox: an owned payload is handed
+    /// over, a borrowed one copied.
+    fn queue_data(&mut self, opcode: OpCode, payload: Cow<'_, [u8]>) {
+        match payload {
+            Cow::Owned(payload) => {
+                self.encoder
+                    .encode_message(opcode, Bytes::from(payload), &mut self.out);
+            }
+            Cow::Borrowed(payload) => {
+                self.encoder
+                    .encode_message_from(opcode, payload, &mut self.out);
+            }
+        }
     }
 
     /// Queue a ping; its pong is not awaited.
@@ -1830,7 +1849,10 @@ mod tests {
             Err(ConnectionError::InvalidArgument(_))
         ));
         assert!(matches!(
-            conn.send([Outgoing::Text("fine".into()), Outgoing::Pong(vec![0; 126])]),
+            conn.send([
+                Outgoing::Text("fine".into()),
+                Outgoing::Pong(vec![0; 126].into())
+            ]),
             Err(ConnectionError::InvalidArgument(_))
         ));
         assert_eq!(
@@ -1847,10 +1869,10 @@ mod tests {
         config.max_message_size = 4;
         let mut conn = open_with(config, t0);
         assert!(matches!(
-            conn.send([Outgoing::Binary(b"12345".to_vec())]),
+            conn.send([Outgoing::Binary(b"12345".to_vec().into())]),
             Err(ConnectionError::InvalidArgument(_))
         ));
-        conn.send([Outgoing::Binary(b"1234".to_vec())]).unwrap();
+        conn.send([Outgoing::Binary(b"1234"[..].into())]).unwrap();
         assert_eq!(written(&mut conn), vec![(OpCode::Binary, b"1234".to_vec())]);
     }
 
@@ -1958,8 +1980,8 @@ mod tests {
         feed(&mut conn, &bytes, t0);
         conn.send([
             Outgoing::Text("hi".into()),
-            Outgoing::Binary(b"abc".to_vec()),
-            Outgoing::Pong(b"".to_vec()),
+            Outgoing::Binary(b"abc"[..].into()),
+            Outgoing::Pong(Vec::new().into()),
         ])
         .unwrap();
         let written_frames = written(&mut conn);

@@ -69,36 +69,57 @@ impl Encoder {
     /// UTF-8 (the caller's `&str`). A large payload is not copied: it goes
     /// out of line (see [`Outbox`]), and so does a large compressed one.
     pub fn encode_message(&mut self, opcode: OpCode, payload: Bytes, out: &mut Outbox) {
+        if self.encode_compressed(opcode, &payload, out) {
+            return;
+        }
+        encode_header(out.inline_mut(), true, false, opcode, payload.len(), None);
+        out.push_payload(payload);
+    }
+
+    /// [`Self::encode_message`] for a payload the caller keeps (a guest's
+    /// memory): copied once, into the outbox.
+    pub fn encode_message_from(&mut self, opcode: OpCode, payload: &[u8], out: &mut Outbox) {
+        if self.encode_compressed(opcode, payload, out) {
+            return;
+        }
+        encode_header(out.inline_mut(), true, false, opcode, payload.len(), None);
+        out.push_payload_from(payload);
+    }
+
+    /// Appends `payload` as one compressed frame if compression was
+    /// negotiated, the payload is large enough and compressing it worked.
+    fn encode_compressed(&mut self, opcode: OpCode, payload: &[u8], out: &mut Outbox) -> bool {
         debug_assert!(
             matches!(opcode, OpCode::Text | OpCode::Binary),
             "{opcode:?}"
         );
-        if let Some((deflater, min_size)) = &mut self.deflater
-            && payload.len() >= *min_size
-        {
-            self.scratch.clear();
-            if deflater.deflate(&payload, &mut self.scratch).is_ok() {
-                encode_header(
-                    out.inline_mut(),
-                    true,
-                    true,
-                    opcode,
-                    self.scratch.len(),
-                    None,
-                );
-                if self.scratch.len() >= OUT_OF_LINE_MIN {
-                    out.push_payload(Bytes::from(std::mem::take(&mut self.scratch)));
-                } else {
-                    out.inline_mut().extend_from_slice(&self.scratch);
-                    if self.scratch.capacity() > RETAINED_CAPACITY {
-                        self.scratch = Vec::new();
-                    }
-                }
-                return;
+        let Some((deflater, min_size)) = &mut self.deflater else {
+            return false;
+        };
+        if payload.len() < *min_size {
+            return false;
+        }
+        self.scratch.clear();
+        if deflater.deflate(payload, &mut self.scratch).is_err() {
+            return false;
+        }
+        encode_header(
+            out.inline_mut(),
+            true,
+            true,
+            opcode,
+            self.scratch.len(),
+            None,
+        );
+        if self.scratch.len() >= OUT_OF_LINE_MIN {
+            out.push_payload(Bytes::from(std::mem::take(&mut self.scratch)));
+        } else {
+            out.inline_mut().extend_from_slice(&self.scratch);
+            if self.scratch.capacity() > RETAINED_CAPACITY {
+                self.scratch = Vec::new();
             }
         }
-        encode_header(out.inline_mut(), true, false, opcode, payload.len(), None);
-        out.push_payload(payload);
+        true
     }
 
     /// Appends a Ping or Pong frame. "All control frames MUST have a payload
@@ -162,6 +183,40 @@ mod tests {
             assert_eq!(parse(&out), (true, false, 1, &data[..]));
             let out = message(&mut e, OpCode::Binary, &data);
             assert_eq!(parse(&out), (true, false, 2, &data[..]));
+        }
+    }
+
+    #[test]
+    fn a_borrowed_payload_encodes_as_an_owned_one() {
+        struct Reverse;
+        impl Deflate for Reverse {
+            fn deflate(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), ProtocolError> {
+                out.extend(payload.iter().rev());
+                Ok(())
+            }
+        }
+        for compress in [false, true] {
+            let mut owned = Encoder::new();
+            let mut borrowed = Encoder::new();
+            if compress {
+                owned.set_deflater(Box::new(Reverse), 10);
+                borrowed.set_deflater(Box::new(Reverse), 10);
+            }
+            for len in [0, 9, 10, 125, OUT_OF_LINE_MIN - 1, OUT_OF_LINE_MIN, 70_000] {
+                let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let mut from_owned = Outbox::new();
+                owned.encode_message(OpCode::Binary, Bytes::from(data.clone()), &mut from_owned);
+                let mut from_borrowed = Outbox::new();
+                borrowed.encode_message_from(OpCode::Binary, &data, &mut from_borrowed);
+                assert_eq!(
+                    from_borrowed.to_vec(),
+                    from_owned.to_vec(),
+                    "{len} {compress}"
+                );
+                assert_eq!(pieces(&from_borrowed), pieces(&from_owned), "{len}");
+                let (_, rsv1, _, _) = parse(&from_borrowed.to_vec());
+                assert_eq!(rsv1, compress && len >= 10, "{len}");
+            }
         }
     }
 

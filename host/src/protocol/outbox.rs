@@ -66,6 +66,16 @@ impl Outbox {
         }
     }
 
+    /// Append a copy of `payload`: inline if short, else out of line in a
+    /// buffer of its own (so the inline buffer stays small).
+    pub fn push_payload_from(&mut self, payload: &[u8]) {
+        if payload.len() < OUT_OF_LINE_MIN {
+            self.inline.extend_from_slice(payload);
+        } else {
+            self.push_payload(Bytes::copy_from_slice(payload));
+        }
+    }
+
     /// Forget everything, keeping the buffer's allocation unless it grew
     /// past `retain` bytes.
     pub fn clear(&mut self, retain: usize) {

@@ -142,6 +142,8 @@ impl websocket::HostConnection for GuestState {
         Ok(result)
     }
 
+    // `send` and `send-all` as the bindings generate them: the linker has
+    // the copy-once ones from `guest_send` in their place.
     async fn send(
         &mut self,
         _this: Resource<ConnectionResource>,
@@ -156,7 +158,7 @@ impl websocket::HostConnection for GuestState {
         _this: Resource<ConnectionResource>,
         messages: Vec<types::Message>,
     ) -> wasmtime::Result<Result<(), types::ConnectionError>> {
-        let batch = messages.into_iter().map(outgoing).collect();
+        let batch: Vec<_> = messages.into_iter().map(outgoing).collect();
         let result = self.conn().send_all(batch).await;
         Ok(result.map_err(connection_error))
     }
@@ -298,11 +300,11 @@ fn topic_error(error: TopicError) -> types::ConnectionError {
     types::ConnectionError::InvalidArgument(error.to_string())
 }
 
-fn outgoing(message: types::Message) -> Outgoing {
+fn outgoing(message: types::Message) -> Outgoing<'static> {
     match message {
-        types::Message::Text(text) => Outgoing::Text(text),
-        types::Message::Binary(data) => Outgoing::Binary(data),
-        types::Message::Pong(data) => Outgoing::Pong(data),
+        types::Message::Text(text) => Outgoing::Text(text.into()),
+        types::Message::Binary(data) => Outgoing::Binary(data.into()),
+        types::Message::Pong(data) => Outgoing::Pong(data.into()),
     }
 }
 
@@ -314,7 +316,7 @@ fn headers_from_wit(headers: Vec<types::Header>) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The WIT form of a connection error.
-fn connection_error(error: ConnectionError) -> types::ConnectionError {
+pub(super) fn connection_error(error: ConnectionError) -> types::ConnectionError {
     match error {
         ConnectionError::CloseRequest { code, reason } => {
             types::ConnectionError::CloseRequest(types::CloseFrame {

@@ -19,6 +19,7 @@
 
 mod bindings;
 mod footprint;
+mod guest_send;
 mod host_impl;
 mod limits;
 mod state;
@@ -152,6 +153,7 @@ impl Runtime {
         bindings::types::add_to_linker::<_, Own>(&mut linker, |state| state)
             .and_then(|()| bindings::websocket::add_to_linker::<_, Own>(&mut linker, |state| state))
             .and_then(|()| bindings::log::add_to_linker::<_, Own>(&mut linker, |state| state))
+            .and_then(|()| guest_send::link(&mut linker))
             .context("linking the wsbox world")?;
 
         let ticks = Arc::new(AtomicU64::new(0));

@@ -577,7 +577,7 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
                 crate::protocol::DataMessage::Text(text),
             ) = incoming
             {
-                conn.send(Outgoing::Text(text)).await.unwrap();
+                conn.send(Outgoing::Text(text.into())).await.unwrap();
             }
         }
         conn.guest_finished(&GuestOutcome::Returned);

@@ -189,12 +189,15 @@ impl ConnectionHandle {
 
     /// Queue messages as one batch, then wait while the write buffer is over
     /// its high-water mark.
-    pub async fn send_all(&self, messages: Vec<Outgoing>) -> Result<(), ConnectionError> {
+    pub async fn send_all<'m, M>(&self, messages: M) -> Result<(), ConnectionError>
+    where
+        M: AsRef<[Outgoing<'m>]> + IntoIterator<Item = Outgoing<'m>>,
+    {
         self.queue_then_drain(|state| state.send(messages)).await
     }
 
     /// Send one message.
-    pub async fn send(&self, message: Outgoing) -> Result<(), ConnectionError> {
+    pub async fn send(&self, message: Outgoing<'_>) -> Result<(), ConnectionError> {
         self.queue_then_drain(|state| state.send([message])).await
     }
 

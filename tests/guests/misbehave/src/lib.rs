@@ -15,6 +15,8 @@
 //! | `/close-first` | accept, close with 1000 `done`, then receive until the client's close or the connection ends |
 //! | `/max-message` | accept with `max_message_size` 1000, then echo |
 //! | `/no-compression` | accept with compression turned off, then echo |
+//! | `/bad-utf8` | accept, then on the first message `send` a text that is not UTF-8 (which only a broken guest can) |
+//! | `/bad-utf8-batch` | the same with `send-all`, behind a valid text |
 //! | `/recurse` | accept; for each text message `N`, recurse N calls deep on the wasm stack and answer `depth N` |
 //! | anything else | accept and echo |
 //!
@@ -106,6 +108,18 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
             while conn.receive().is_ok() {}
             Ok(())
         }
+        "/bad-utf8" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            conn.send(Message::Text(not_utf8()))?;
+            Ok(())
+        }
+        "/bad-utf8-batch" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            conn.send_messages([Message::Text("fine".into()), Message::Text(not_utf8())])?;
+            Ok(())
+        }
         "/max-message" => {
             echo(&pending.accept_with(AcceptOptions::default().max_message_size(1000))?)
         }
@@ -114,6 +128,16 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
         }
         _ => echo(&pending.accept()?),
     }
+}
+
+/// A `String` that is not UTF-8, as a guest whose bindings or memory are
+/// broken would pass to the host, which must refuse it.
+fn not_utf8() -> String {
+    let bytes = vec![b'o', b'k', 0xff, 0xfe];
+    // SAFETY: deliberately not UTF-8, to play a broken guest. The string is
+    // never read as text here: it only goes to the bindings, which copy its
+    // bytes to the host without looking at them.
+    unsafe { String::from_utf8_unchecked(bytes) }
 }
 
 /// Recurse `depth` calls deep on the wasm stack (values only, nothing
