@@ -106,6 +106,59 @@ async fn a_looping_guest_is_stopped_after_its_cpu_budget_while_100_neighbours_ke
     );
 }
 
+/// Ask a `/work` guest for `rounds` rounds; the wall time until it answers.
+async fn work(client: &mut Client, rounds: u64) -> Duration {
+    let started = Instant::now();
+    client
+        .send(Message::text(rounds.to_string()))
+        .await
+        .unwrap();
+    let answer = client.next().await.expect("an answer").expect("an answer");
+    assert_eq!(answer, Message::text(format!("done {rounds}")));
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn the_time_a_guest_waits_for_its_neighbours_is_not_charged_to_its_budget() {
+    // One serving thread: the worker and the spinners take turns, a tick
+    // (10 ms) each.
+    let host = Host::start("misbehave", &["--guest-cpu-ms", "1000", "--threads", "1"]);
+    let (mut worker, _) = tokio_tungstenite::connect_async(host.url("/work"))
+        .await
+        .unwrap();
+    // Find how many rounds take about 400 ms alone, from runs of 50 ms or
+    // more (every run far under the budget); the fastest of three, in case
+    // other tests were busy.
+    let mut rounds = 1u64 << 20;
+    while work(&mut worker, rounds).await < Duration::from_millis(50) {
+        rounds *= 4;
+    }
+    let mut alone = Duration::MAX;
+    for _ in 0..3 {
+        alone = alone.min(work(&mut worker, rounds).await);
+    }
+    let rounds = (rounds as f64 * 0.4 / alone.as_secs_f64()) as u64;
+
+    // Three guests spinning beside it: the 400 ms of work now take about
+    // 1.6 s of wall time, past the 1 s budget, but only 400 ms are the
+    // worker's own.
+    let mut spinners = Vec::new();
+    for _ in 0..3 {
+        let mut spinner = RawClient::connect(host.addr, "/loop", &[]).await;
+        spinner.send_frame(true, op::TEXT, b"spin").await;
+        spinners.push(spinner);
+    }
+    let took = work(&mut worker, rounds).await;
+    println!("{rounds} rounds: {alone:?} per calibration run, {took:?} beside 3 spinners");
+    assert!(
+        took > Duration::from_millis(1000),
+        "the spinners did not share the thread ({took:?}): the test proves nothing"
+    );
+    // The worker is still there: one more (short) run answers.
+    work(&mut worker, 1).await;
+    drop(spinners);
+}
+
 #[tokio::test]
 async fn a_guest_idle_in_receive_longer_than_its_budget_is_not_stopped() {
     let host = Host::start("misbehave", &["--guest-cpu-ms", "100"]);

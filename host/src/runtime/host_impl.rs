@@ -1,7 +1,8 @@
 //! The WIT imports, implemented by translating each call into a
-//! [`ConnectionHandle`](crate::session::ConnectionHandle) call. CPU budget
-//! bookkeeping is not done here but in the store's call hook, for every
-//! import at once (see the module above).
+//! [`ConnectionHandle`](crate::session::ConnectionHandle) call. Each one
+//! reaches the connection through [`GuestState::conn`] or
+//! [`GuestState::table`], which note the import for the CPU budget (see
+//! the `state` module).
 
 use wasmtime::component::Resource;
 

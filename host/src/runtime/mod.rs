@@ -5,8 +5,8 @@
 //! knows nothing of frames or sockets.
 //!
 //! CPU budget bookkeeping is done in one place for every import, wsbox's and
-//! WASI's alike: a store call hook notes when the guest gets control back
-//! from the host, and the epoch callback measures from there.
+//! WASI's alike: the accessors every import goes through flag it, and the
+//! epoch callback counts the ticks the guest ran since (see `state`).
 //!
 //! The pooling allocator is sized to the guest, not by fixed ratios: before
 //! the first component compiles, [`measure`] reads from its bytes what one
@@ -27,7 +27,6 @@ mod stdio;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -80,7 +79,6 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     config: Arc<ServerConfig>,
-    ticks: Arc<AtomicU64>,
     /// The CPU budget in epoch ticks; `None` is unlimited.
     cpu_budget_ticks: Option<u64>,
     /// Where instantiation times go, with `--metrics-listen`.
@@ -156,8 +154,7 @@ impl Runtime {
             .and_then(|()| guest_send::link(&mut linker))
             .context("linking the wsbox world")?;
 
-        let ticks = Arc::new(AtomicU64::new(0));
-        spawn_epoch_ticker(engine.clone(), ticks.clone());
+        spawn_epoch_ticker(engine.clone());
         let cpu_budget_ticks = config.guest_cpu.map(|budget| {
             // Round up: a budget is never shorter than asked.
             let tick = EPOCH_TICK.as_nanos();
@@ -167,7 +164,6 @@ impl Runtime {
             engine,
             linker,
             config,
-            ticks,
             cpu_budget_ticks,
             metrics: OnceLock::new(),
             pool,
@@ -274,21 +270,17 @@ impl Runtime {
             GuestLimiter::new(self.config.guest_memory),
             conn,
             guest.version.clone(),
-            self.ticks.clone(),
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state.limits());
-        // The one place every host call's CPU bookkeeping happens (see
-        // `state`): the host's time is not the guest's.
-        store.call_hook(|mut store, hook| {
-            store.data_mut().on_call_hook(hook);
-            Ok(())
-        });
         store.set_epoch_deadline(1);
         let budget = self.cpu_budget_ticks;
         let budget_ms = self.config.guest_cpu.map_or(0, |budget| budget.as_millis());
-        store.epoch_deadline_callback(move |store| {
-            let ran = store.data().ticks_used();
+        // Called once per tick of the guest's own run time: wasmtime sets
+        // the next deadline one tick past the moment the yield below
+        // resumes, so the time its neighbours take is not counted.
+        store.epoch_deadline_callback(move |mut store| {
+            let ran = store.data_mut().cpu_tick();
             if budget.is_some_and(|budget| ran > budget) {
                 return Err(wasmtime::Error::new(CpuBudgetExceeded { budget_ms }));
             }
@@ -426,7 +418,7 @@ fn describe_item(engine: &Engine, item: &ComponentItem) -> String {
 
 /// Advance the engine's epoch from a plain thread, not a task on the runtime
 /// the guests run on: a busy runtime must not delay its own interruption.
-fn spawn_epoch_ticker(engine: Engine, ticks: Arc<AtomicU64>) {
+fn spawn_epoch_ticker(engine: Engine) {
     let weak = engine.weak();
     drop(engine);
     let spawned = std::thread::Builder::new()
@@ -434,7 +426,6 @@ fn spawn_epoch_ticker(engine: Engine, ticks: Arc<AtomicU64>) {
         .spawn(move || {
             while let Some(engine) = weak.upgrade() {
                 std::thread::sleep(EPOCH_TICK);
-                ticks.fetch_add(1, Ordering::Relaxed);
                 engine.increment_epoch();
             }
         });

@@ -3,95 +3,54 @@
 //! The CPU budget is "how long a guest may run between two calls into the
 //! host". Every import reaches the host's state through one of two
 //! accessors, [`GuestState::conn`] (the wsbox world) and
-//! [`WasiView::ctx`] (WASI); both mark the current host call as an import.
-//! The store's call hook then does the bookkeeping for every host call in
-//! one place ([`CpuClock`]): an import restarts the budget; any other host
-//! call (the epoch check, which may yield to other connections,
-//! `memory.grow`, `memory.copy`, ...) only stops the clock while it runs,
-//! so a guest is charged neither for its neighbours' time nor for the
-//! host's, and cannot reset its budget by looping over a libcall.
+//! [`WasiView::ctx`] (WASI); both mark that an import happened. The epoch
+//! callback does the rest ([`CpuClock`]): it runs once per tick of the
+//! guest's own run time (the deadline is set one tick past the moment the
+//! guest resumes after yielding to its neighbours, so their time is not the
+//! guest's), and counts those ticks since the last import. The runtime's
+//! work the guest asks for without an import (`memory.grow`, `memory.copy`)
+//! is the guest's time and never restarts the budget. No per-call hook: a
+//! host call costs the clock one flag write.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use wasmtime::CallHook;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limits::GuestLimiter;
 use crate::session::ConnectionHandle;
 
-/// A guest's run time since its last import, in epoch ticks of wall time
-/// during which guest code (not the host) ran.
-#[derive(Clone, Debug)]
+/// A guest's run time since its last import, in epoch ticks.
+#[derive(Clone, Debug, Default)]
 pub struct CpuClock {
-    /// When the current budget started, shifted forward by the time spent
-    /// in host calls that were not imports.
-    since: u64,
-    /// When the current host call began.
-    host_entered: u64,
-    /// Whether the current host call is an import.
+    /// Ticks run in the current budget.
+    ran: u64,
+    /// Whether an import happened since the last tick.
     import: bool,
-    /// Host calls in progress: more than one while the host calls into the
-    /// guest (`cabi_realloc` lowering a result) and that calls the host
-    /// again (`memory.grow`); only the outermost counts.
-    depth: u32,
 }
 
 impl CpuClock {
-    /// A clock whose budget starts at `now`.
-    pub fn new(now: u64) -> Self {
-        Self {
-            since: now,
-            host_entered: now,
-            import: false,
-            depth: 0,
-        }
+    /// Restart the budget (the guest's first call).
+    pub fn restart(&mut self) {
+        *self = Self::default();
     }
 
-    /// Restart the budget at `now` (the guest's first call).
-    pub fn restart(&mut self, now: u64) {
-        self.since = now;
-    }
-
-    /// The store's call hook: a host call begins or ends at `now`.
-    pub fn on_hook(&mut self, hook: CallHook, now: u64) {
-        match hook {
-            CallHook::CallingHost => {
-                self.depth = self.depth.saturating_add(1);
-                if self.depth == 1 {
-                    self.host_entered = now;
-                    self.import = false;
-                }
-            }
-            CallHook::ReturningFromHost => {
-                self.depth = self.depth.saturating_sub(1);
-                if self.depth > 0 {
-                    return;
-                }
-                if self.import {
-                    self.since = now;
-                } else {
-                    self.since = self
-                        .since
-                        .saturating_add(now.saturating_sub(self.host_entered));
-                }
-            }
-            // Host-to-guest calls (`handle` itself, `cabi_realloc` while a
-            // result is lowered) are inside budgets, not boundaries.
-            CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
-        }
-    }
-
-    /// Mark the current host call as an import.
+    /// Mark that the guest called an import.
     pub fn note_import(&mut self) {
         self.import = true;
     }
 
-    /// Guest run time in the current budget, measured from inside a host
-    /// call (the epoch check): up to when that call began.
-    pub fn used(&self) -> u64 {
-        self.host_entered.saturating_sub(self.since)
+    /// An epoch tick passed while the guest ran: the ticks it has run since
+    /// its last import, this one included. A tick with an import in it
+    /// starts a new budget, the part after the import counted as one tick
+    /// (at most that; at this clock's resolution, that is the safe side).
+    pub fn tick(&mut self) -> u64 {
+        if std::mem::take(&mut self.import) {
+            self.ran = 1;
+        } else {
+            self.ran = self.ran.saturating_add(1);
+        }
+        self.ran
     }
 }
 
@@ -104,7 +63,6 @@ pub struct GuestState {
     /// The guest's version (short content hash), for its log lines.
     version: Arc<str>,
     clock: CpuClock,
-    ticks: Arc<AtomicU64>,
 }
 
 impl GuestState {
@@ -114,17 +72,14 @@ impl GuestState {
         limits: GuestLimiter,
         conn: ConnectionHandle,
         version: Arc<str>,
-        ticks: Arc<AtomicU64>,
     ) -> Self {
-        let now = ticks.load(Ordering::Relaxed);
         Self {
             wasi,
             table: ResourceTable::new(),
             limits,
             conn,
             version,
-            clock: CpuClock::new(now),
-            ticks,
+            clock: CpuClock::default(),
         }
     }
 
@@ -155,27 +110,15 @@ impl GuestState {
         self.limits.exceeded()
     }
 
-    /// The current epoch tick.
-    fn now(&self) -> u64 {
-        self.ticks.load(Ordering::Relaxed)
-    }
-
-    /// The store's call hook (installed for every store).
-    pub fn on_call_hook(&mut self, hook: CallHook) {
-        let now = self.now();
-        self.clock.on_hook(hook, now);
-    }
-
     /// The guest is about to be called for the first time.
     pub fn start_budget(&mut self) {
-        let now = self.now();
-        self.clock.restart(now);
+        self.clock.restart();
     }
 
-    /// Guest run time since its last import, in ticks (from the epoch
-    /// check).
-    pub fn ticks_used(&self) -> u64 {
-        self.clock.used()
+    /// The epoch callback: a tick of the guest's run time passed. Returns
+    /// the ticks it has run since its last import.
+    pub fn cpu_tick(&mut self) -> u64 {
+        self.clock.tick()
     }
 }
 
@@ -194,55 +137,33 @@ impl WasiView for GuestState {
 mod tests {
     use super::*;
 
-    /// Run `hooks` (hook, tick) through a clock started at tick 0.
-    fn clock_after(steps: &[(CallHook, u64, bool)]) -> CpuClock {
-        let mut clock = CpuClock::new(0);
-        for &(hook, now, import) in steps {
-            clock.on_hook(hook, now);
-            if import {
-                clock.note_import();
-            }
-        }
-        clock
+    #[test]
+    fn ticks_count_from_the_last_import() {
+        let mut clock = CpuClock::default();
+        assert_eq!([clock.tick(), clock.tick(), clock.tick()], [1, 2, 3]);
+        clock.note_import();
+        assert_eq!(clock.tick(), 1, "the tick the import was in");
+        assert_eq!(clock.tick(), 2);
     }
 
     #[test]
-    fn an_import_restarts_the_budget() {
-        let clock = clock_after(&[
-            (CallHook::CallingHost, 7, true),
-            (CallHook::ReturningFromHost, 50, false),
-            (CallHook::CallingHost, 53, false),
-        ]);
-        assert_eq!(clock.used(), 3, "counted from the import's return");
+    fn several_imports_in_a_tick_are_one_restart() {
+        let mut clock = CpuClock::default();
+        clock.tick();
+        clock.tick();
+        clock.note_import();
+        clock.note_import();
+        assert_eq!(clock.tick(), 1);
+        assert_eq!(clock.tick(), 2, "the flag was taken by the tick before");
     }
 
     #[test]
-    fn other_host_calls_only_stop_the_clock() {
-        // Guest runs 0..5, an epoch check yields to neighbours 5..20, the
-        // guest runs 20..22, a memory.copy libcall 22..22, then runs to 30.
-        let clock = clock_after(&[
-            (CallHook::CallingHost, 5, false),
-            (CallHook::ReturningFromHost, 20, false),
-            (CallHook::CallingHost, 22, false),
-            (CallHook::ReturningFromHost, 22, false),
-            (CallHook::CallingHost, 30, false),
-        ]);
-        assert_eq!(clock.used(), 5 + 2 + 8);
-    }
-
-    #[test]
-    fn lowering_into_the_guest_inside_an_import_is_no_boundary() {
-        // `receive` waits 10..40, then lowers its result through the
-        // guest's `cabi_realloc`, which grows memory (a nested libcall).
-        let clock = clock_after(&[
-            (CallHook::CallingHost, 10, true),
-            (CallHook::CallingWasm, 40, false),
-            (CallHook::CallingHost, 40, false),
-            (CallHook::ReturningFromHost, 41, false),
-            (CallHook::ReturningFromWasm, 41, false),
-            (CallHook::ReturningFromHost, 42, false),
-            (CallHook::CallingHost, 44, false),
-        ]);
-        assert_eq!(clock.used(), 2, "the wait is not the guest's time");
+    fn a_restart_forgets_the_ticks_and_any_import() {
+        let mut clock = CpuClock::default();
+        clock.tick();
+        clock.note_import();
+        clock.restart();
+        assert_eq!(clock.tick(), 1);
+        assert_eq!(clock.tick(), 2);
     }
 }

@@ -6,6 +6,7 @@
 //! | `/panic` | accept, then panic ("guest panicked on purpose") on the first message |
 //! | `/panic-before-accept` | panic at once, before answering the handshake |
 //! | `/loop` | accept, then spin forever on the first message |
+//! | `/work` | accept; for each text message `N`, spin `N` rounds without calling the host, then answer `done N` |
 //! | `/copy-loop` | accept, then copy memory forever on the first message (`memory.copy`, a call into the runtime that is not an import) |
 //! | `/sleep` | accept, then echo every message after sleeping 400 ms (WASI `poll` on a monotonic-clock pollable) |
 //! | `/alloc` | accept, then on the first message allocate 1 MiB chunks forever, keeping them alive |
@@ -44,6 +45,18 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
             let mut spins = 0u64;
             loop {
                 spins = black_box(spins.wrapping_add(1));
+            }
+        }
+        "/work" => {
+            let conn = pending.accept()?;
+            loop {
+                let text: String = conn.receive_data()?;
+                let rounds: u64 = text.trim().parse().unwrap_or(0);
+                let mut state = 0u64;
+                for round in 0..rounds {
+                    state = black_box(state.rotate_left(5) ^ round);
+                }
+                conn.send_text(format!("done {rounds}"))?;
             }
         }
         "/copy-loop" => {
