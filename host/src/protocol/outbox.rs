@@ -88,6 +88,15 @@ impl Outbox {
         self.chunk_bytes = 0;
     }
 
+    /// The unwritten bytes as one slice, when they are all in the buffer
+    /// (no payload out of line): the common case, written without an
+    /// I/O vector.
+    pub fn contiguous(&self) -> Option<&[u8]> {
+        self.chunks
+            .is_empty()
+            .then(|| &self.inline[self.inline_written..])
+    }
+
     /// Fill `slices` with the unwritten bytes, in order, as far as they go;
     /// how many were filled (0 only when empty or `slices` is).
     pub fn io_slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
@@ -216,6 +225,27 @@ mod tests {
                 assert_eq!(outbox.len(), 0);
             }
         }
+    }
+
+    #[test]
+    fn the_bytes_are_contiguous_once_no_payload_is_out_of_line() {
+        let (mut outbox, expected) = sample();
+        let mut written = 0;
+        while !outbox.is_empty() {
+            match outbox.contiguous() {
+                Some(bytes) => assert_eq!(bytes, &expected[written..]),
+                None => assert!(expected.len() - written > 1, "a chunk is left"),
+            }
+            outbox.advance(1000.min(outbox.len()));
+            written += 1000.min(expected.len() - written);
+        }
+        assert_eq!(outbox.contiguous(), Some(&b""[..]));
+        let mut small = Outbox::new();
+        small.push_payload_from(b"abc");
+        small.inline_mut().push(b'd');
+        assert_eq!(small.contiguous(), Some(&b"abcd"[..]));
+        small.push_payload_from(&[0; OUT_OF_LINE_MIN]);
+        assert_eq!(small.contiguous(), None);
     }
 
     #[test]

@@ -407,7 +407,11 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     while !batch.is_empty() {
         // The slices are built inside each poll, on the stack: held across
         // the await they would make every connection's task 1 KiB larger.
+        // Bytes all in the buffer (small frames only) go in a plain write.
         let written = std::future::poll_fn(|cx| {
+            if let Some(bytes) = batch.contiguous() {
+                return Pin::new(&mut *socket).poll_write(cx, bytes);
+            }
             let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
             let filled = batch.io_slices(&mut slices);
             Pin::new(&mut *socket).poll_write_vectored(cx, &slices[..filled])
