@@ -6,17 +6,28 @@ use futures_util::{SinkExt, StreamExt};
 use support::{Host, RawClient, op};
 use tokio_tungstenite::tungstenite::Message;
 
+type Client =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A client on the echoing path `/`, beside the failing guests.
+async fn neighbour(host: &Host) -> Client {
+    let (client, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    client
+}
+
+/// Send `text` and expect it back.
+async fn echo_once(client: &mut Client, text: String) {
+    client.send(Message::text(text.clone())).await.unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), Message::text(text));
+}
+
 #[tokio::test]
 async fn a_trapping_guest_closes_its_connection_with_1011_and_others_keep_echoing() {
     let host = Host::start("misbehave", &[]);
-    let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
-        .await
-        .unwrap();
-    neighbour.send(Message::text("before")).await.unwrap();
-    assert_eq!(
-        neighbour.next().await.unwrap().unwrap(),
-        Message::text("before")
-    );
+    let mut neighbour = neighbour(&host).await;
+    echo_once(&mut neighbour, "before".into()).await;
 
     let mut victim = RawClient::connect(host.addr, "/panic", &[]).await;
     victim.send_frame(true, op::TEXT, b"boom").await;
@@ -25,12 +36,7 @@ async fn a_trapping_guest_closes_its_connection_with_1011_and_others_keep_echoin
     host.wait_for_log(&["guest panicked on purpose"]);
 
     for i in 0..10 {
-        let text = format!("after {i}");
-        neighbour.send(Message::text(text.clone())).await.unwrap();
-        assert_eq!(
-            neighbour.next().await.unwrap().unwrap(),
-            Message::text(text)
-        );
+        echo_once(&mut neighbour, format!("after {i}")).await;
     }
 }
 
@@ -51,14 +57,7 @@ async fn a_text_that_is_not_utf8_from_the_guest_fails_it_with_1011_and_sends_not
         );
     }
     host.wait_for_log(&["invalid utf-8"]);
-    let (mut neighbour, _) = tokio_tungstenite::connect_async(host.url("/"))
-        .await
-        .unwrap();
-    neighbour.send(Message::text("still here")).await.unwrap();
-    assert_eq!(
-        neighbour.next().await.unwrap().unwrap(),
-        Message::text("still here")
-    );
+    echo_once(&mut neighbour(&host).await, "still here".into()).await;
 }
 
 #[tokio::test]
