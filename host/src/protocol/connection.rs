@@ -1031,7 +1031,11 @@ impl Connection {
             return Ok(None);
         };
         let mut bytes = first.len();
-        let mut batch = vec![first];
+        // Sized for what is queued now (up to the bound), so the batch is
+        // one allocation, not one per doubling.
+        let queued = self.inbound.len().min(RECEIVE_ALL_MAX_MESSAGES - 1);
+        let mut batch = Vec::with_capacity(1 + queued);
+        batch.push(first);
         while batch.len() < RECEIVE_ALL_MAX_MESSAGES
             && let Some((_, next)) = self.inbound.front()
             && bytes.saturating_add(next.len()) <= RECEIVE_ALL_MAX_BYTES
@@ -1502,6 +1506,8 @@ mod tests {
                 text("c")
             ]
         );
+        // One allocation, sized for the queue: no room was grown for.
+        assert_eq!(batch.capacity(), 3);
         assert_eq!(
             conn.receive_all(t0),
             Err(ConnectionError::CloseRequest {
