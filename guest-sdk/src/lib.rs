@@ -63,6 +63,16 @@
 //! `wsbox:websocket/handler` world; [`PendingConnection::into_raw`],
 //! [`Connection::from_raw`] and friends move between the two.
 //!
+//! # The allocator
+//!
+//! Keep the default: do not set a `#[global_allocator]` in a guest. The
+//! component's `cabi_realloc`, through which the host places each received
+//! message in the guest's memory, allocates with wasi-libc's `malloc`
+//! whatever the global allocator is, and the `String` or `Vec` it becomes
+//! is freed through the global allocator: any other allocator than the
+//! default corrupts the heap (`talc`, `rlsf` and a pointer-offsetting
+//! wrapper around `System` were tried; README).
+//!
 //! # Features
 //!
 //! - `json`: [`Connection::receive_json`] and [`Connection::send_json`]
