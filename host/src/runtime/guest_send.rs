@@ -81,13 +81,16 @@ fn link_shadowing(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
                 let result = if let Some(message) = single {
                     conn.send(message.view(&store)?).await
                 } else {
-                    let messages = messages
-                        .iter(&mut store)?
-                        .collect::<wasmtime::Result<Vec<GuestMessage>>>()?;
-                    let batch = messages
-                        .iter()
-                        .map(|message| message.view(&store))
-                        .collect::<wasmtime::Result<Vec<Outgoing<'_>>>>()?;
+                    // Sized up front: collecting through `Result` would
+                    // grow each list by doubling.
+                    let mut lifted = Vec::with_capacity(messages.len());
+                    for message in messages.iter(&mut store)? {
+                        lifted.push(message?);
+                    }
+                    let mut batch = Vec::with_capacity(lifted.len());
+                    for message in &lifted {
+                        batch.push(message.view(&store)?);
+                    }
                     conn.send_all(batch).await
                 };
                 Ok((result.map_err(connection_error),))
