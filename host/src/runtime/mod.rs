@@ -292,9 +292,10 @@ impl Runtime {
             ))
         });
         let started = std::time::Instant::now();
-        let handler = guest
-            .pre
-            .instantiate_async(&mut store)
+        // Boxed: instantiation's state (1.2 KB) is needed only until the
+        // guest starts; inline, its room would stay in every connection's
+        // task for as long as the guest runs.
+        let handler = Box::pin(guest.pre.instantiate_async(&mut store))
             .await
             .map_err(RunError::Instantiate)?;
         if let Some(metrics) = self.metrics.get() {

@@ -447,20 +447,21 @@ impl Server {
         respond_and_close(&mut stream, &response).await;
     }
 
-    async fn handle_tcp(self: Arc<Self>, stream: TcpStream, remote: SocketAddr, id: u64) {
-        let started = std::time::Instant::now();
+    /// The opening handshake, up to the upgrade: read and check the
+    /// request, answer what is not a WebSocket upgrade (or is refused) and
+    /// close, or set up the connection. `None`: answered, refused or gone
+    /// (logged).
+    async fn upgrade(&self, stream: TcpStream, remote: SocketAddr, id: u64) -> Option<Upgraded> {
         let config = self.config();
         let deadline = Instant::now() + config.handshake_timeout;
-        let Some(mut stream) = self.open_stream(stream, deadline, id, remote).await else {
-            return;
-        };
+        let mut stream = self.open_stream(stream, deadline, id, remote).await?;
         let mut buf = BytesMut::with_capacity(4096);
         let read = Self::read_handshake(&config, &mut stream, &mut buf, deadline).await;
         let request = match read {
             Ok(request) => request,
             Err(ReadRequestError::TimedOut) => {
                 tracing::info!(conn = id, %remote, "handshake timed out");
-                return;
+                return None;
             }
             // Not an upgrade: a plain request for a file or the console,
             // when the server is told to answer those; the handshake's
@@ -469,17 +470,17 @@ impl Server {
                 if let Some(plain) = plain::request(&config, &buf) =>
             {
                 plain::answer(&config, &mut stream, &plain, id, remote).await;
-                return;
+                return None;
             }
             Err(ReadRequestError::Handshake(error)) => {
                 tracing::info!(conn = id, %remote, status = error.status(), %error, "bad handshake");
                 self.count_rejection(error.status());
                 respond_and_close(&mut stream, &error.response()).await;
-                return;
+                return None;
             }
             Err(error) => {
                 tracing::debug!(conn = id, %remote, %error, "no handshake");
-                return;
+                return None;
             }
         };
         let refusal = if self.shutting_down.load(Ordering::SeqCst) {
@@ -491,7 +492,7 @@ impl Server {
             tracing::info!(conn = id, %remote, status = refusal.status(), %refusal, "handshake refused");
             self.count_rejection(refusal.status());
             respond_and_close(&mut stream, &refusal.response()).await;
-            return;
+            return None;
         }
 
         let guest = self.guest.load_full();
@@ -505,6 +506,31 @@ impl Server {
             config.write_buffer_high_water,
             self.topics.clone(),
         );
+        Some(Upgraded {
+            stream,
+            buf,
+            conn,
+            guest,
+            version,
+        })
+    }
+
+    async fn handle_tcp(self: Arc<Self>, stream: TcpStream, remote: SocketAddr, id: u64) {
+        let started = std::time::Instant::now();
+        // Boxed: the handshake's state (the request as read and parsed, the
+        // error and plain-HTTP answers) is needed only until the upgrade;
+        // inline, its room would stay in every connection's task for as
+        // long as the connection lives.
+        let Some(Upgraded {
+            stream,
+            buf,
+            conn,
+            guest,
+            version,
+        }) = Box::pin(self.upgrade(stream, remote, id)).await
+        else {
+            return;
+        };
         let open = {
             let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
             live.insert(id, (version.clone(), conn.clone()));
@@ -622,6 +648,18 @@ fn access_log(conn: &ConnectionHandle, version: &str, duration: Duration) {
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes read and dropped while lingering.
 const LINGER_BYTES: usize = 1 << 20;
+
+/// A connection past its opening handshake, ready for its guest.
+struct Upgraded {
+    /// The client's stream, the upgrade answer not yet written.
+    stream: Stream,
+    /// Bytes read behind the request (the client's first frames).
+    buf: BytesMut,
+    conn: ConnectionHandle,
+    /// The guest this connection runs, and its version for the logs.
+    guest: Arc<Guest>,
+    version: String,
+}
 
 /// Send an HTTP error response, then close the way HTTP servers must: stop
 /// writing, and read and drop what the client still sends (for a while),
