@@ -223,6 +223,49 @@ fn compiled_components_are_cached_on_disk() {
     let _ = std::fs::remove_dir_all(&none);
 }
 
+#[test]
+fn perf_map_names_the_guest_functions_compiled_or_cached() {
+    let cache = temp_dir("perf-map-cache");
+    let cache_arg = cache.to_str().unwrap();
+    // The first start compiles the guest, the second loads it from the cache.
+    for start in ["compiled", "cached"] {
+        let host = Host::start("echo", &["--perf-map", "--cache-dir", cache_arg]);
+        let map = PathBuf::from(format!("/tmp/perf-{}.map", host.pid()));
+        let text = std::fs::read_to_string(&map)
+            .unwrap_or_else(|error| panic!("{start}: reading {}: {error}", map.display()));
+        let _ = std::fs::remove_file(&map);
+        // perf's format: start address and size in hex (the address with or
+        // without 0x), then the name.
+        let hex = |field: Option<&str>| {
+            field.is_some_and(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).is_ok())
+        };
+        let functions = text
+            .lines()
+            .filter(|line| {
+                let mut fields = line.splitn(3, ' ');
+                hex(fields.next())
+                    && hex(fields.next())
+                    && fields
+                        .next()
+                        .is_some_and(|name| name.contains("::function["))
+            })
+            .count();
+        assert!(
+            functions > 10,
+            "{start}: {functions} functions named:\n{text}"
+        );
+    }
+    // Without the flag, no map.
+    let host = Host::start("echo", &["--cache-dir", cache_arg]);
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", host.pid()));
+    assert!(
+        !map.exists(),
+        "{} written without --perf-map",
+        map.display()
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_path_buf()];

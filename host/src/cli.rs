@@ -179,6 +179,12 @@ pub struct ServeArgs {
     /// Compile the component every time instead of caching it on disk.
     #[arg(long)]
     pub no_cache: bool,
+    /// Write /tmp/perf-PID.map, which names the guests' compiled functions
+    /// for `perf report` (Linux's perf finds the file by the host's PID);
+    /// without it, time spent in guest code shows as unnamed addresses.
+    /// For profiling: the file grows with every component loaded.
+    #[arg(long)]
+    pub perf_map: bool,
     /// After a hot swap, close connections still on an older version with
     /// 1012 (service restart) this long after it (e.g. 30s). Default: let
     /// them run to their end.
@@ -303,6 +309,7 @@ impl ServeArgs {
                     .clone()
                     .or_else(crate::runtime::default_cache_dir)
             },
+            perf_map: self.perf_map,
             drain_after: self.drain_after,
             allowed_origins: self
                 .allowed_origins

@@ -150,6 +150,9 @@ pub struct ServerConfig {
     /// every time. Default `None` (the CLI defaults to
     /// `$XDG_CACHE_HOME/wsbox` or `~/.cache/wsbox`).
     pub cache_dir: Option<PathBuf>,
+    /// Write `/tmp/perf-PID.map`, naming the guests' compiled functions for
+    /// Linux's `perf`. Default `false`.
+    pub perf_map: bool,
     /// After a hot swap, connections still served by an older version are
     /// closed with 1012 (service restart) this long after it. `None` lets
     /// them run to their end. Default `None`.
@@ -278,6 +281,7 @@ impl ServerConfig {
         );
         check(self.guest_cpu != new.guest_cpu, "guest-cpu-ms");
         check(self.cache_dir != new.cache_dir, "cache-dir");
+        check(self.perf_map != new.perf_map, "perf-map");
         check(
             self.max_backpressure != new.max_backpressure,
             "max-backpressure",
@@ -307,6 +311,7 @@ impl ServerConfig {
             pool_core_instances: self.pool_core_instances,
             guest_cpu: self.guest_cpu,
             cache_dir: self.cache_dir.clone(),
+            perf_map: self.perf_map,
             max_backpressure: self.max_backpressure,
             close_slow_subscribers: self.close_slow_subscribers,
             metrics_listen: self.metrics_listen,
@@ -351,6 +356,7 @@ impl Default for ServerConfig {
             pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
             guest_cpu: Some(Duration::from_secs(1)),
             cache_dir: None,
+            perf_map: false,
             drain_after: None,
             write_buffer_high_water: 1 << 20,
             max_backpressure: 1 << 20,
@@ -396,13 +402,20 @@ mod tests {
             allowed_origins: vec!["https://a.example".into()],
             drain_after: Some(Duration::from_secs(3)),
             static_dir: Some(PathBuf::from("/srv")),
+            perf_map: true,
             ..ServerConfig::default()
         };
         let (updated, restart) = old.live_update(&new);
         assert_eq!(
             restart,
-            ["listen", "max-connections", "pool-core-instances"]
+            [
+                "listen",
+                "max-connections",
+                "pool-core-instances",
+                "perf-map"
+            ]
         );
+        assert!(!updated.perf_map);
         assert_eq!(updated.pool_core_instances, old.pool_core_instances);
         assert_eq!(updated.listen, old.listen);
         assert_eq!(updated.max_connections, old.max_connections);

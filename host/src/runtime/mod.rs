@@ -110,6 +110,9 @@ impl Runtime {
                 ),
             }
         }
+        if config.perf_map {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // Each memory slot reserves its maximum size in address space, so
         // reserve the guest limit rather than the default 4 GiB.
         let guest_memory = config.guest_memory as u64;
