@@ -7,8 +7,10 @@
 #   host/benches/profile.sh ROW OUT_DIR [rows options...]
 #   host/benches/profile.sh p16 /tmp/prof-p16 --host-bin target/release/host --guest echo=echo.wasm
 #
-# ROW is p1, p16, 64k or connect. The host runs with `--perf-map`, so guest functions have names
-# (`wasm[0]::function[N]`, or the component's names). OUT_DIR gets perf.data, the bench's output
+# ROW is p1, p16, 64k or connect. The host runs with `--perf-map`, so guest functions have names:
+# `wasm[0]::function[N]` for a stripped component such as the examples, the source's names for one
+# built with its name section (`--config 'profile.release.package.echo.strip=false'` on the echo's
+# cargo build). OUT_DIR gets perf.data, the bench's output
 # (rows.txt) and the summary (summary.txt, also printed). perf samples at 1999 Hz on the CPU
 # clock (many virtual machines have no hardware counters), without call graphs (the host is
 # built without frame pointers); `perf report -i OUT_DIR/perf.data` gives more.
@@ -16,7 +18,7 @@
 set -eu
 
 if [ $# -lt 2 ]; then
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 fi
 row=$1
