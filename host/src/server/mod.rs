@@ -496,8 +496,7 @@ impl Server {
         }
 
         let guest = self.guest.load_full();
-        let version = guest.version().to_owned();
-        tracing::debug!(conn = id, %remote, path = %request.target, version, "handshake");
+        tracing::debug!(conn = id, %remote, path = %request.target, version = guest.version(), "handshake");
         let conn = ConnectionHandle::new(
             id,
             remote,
@@ -511,7 +510,6 @@ impl Server {
             buf,
             conn,
             guest,
-            version,
         })
     }
 
@@ -526,11 +524,11 @@ impl Server {
             buf,
             conn,
             guest,
-            version,
         }) = Box::pin(self.upgrade(stream, remote, id)).await
         else {
             return;
         };
+        let version = guest.version().to_owned();
         let open = {
             let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
             live.insert(id, (version.clone(), conn.clone()));
@@ -656,9 +654,8 @@ struct Upgraded {
     /// Bytes read behind the request (the client's first frames).
     buf: BytesMut,
     conn: ConnectionHandle,
-    /// The guest this connection runs, and its version for the logs.
+    /// The guest this connection runs.
     guest: Arc<Guest>,
-    version: String,
 }
 
 /// Send an HTTP error response, then close the way HTTP servers must: stop
