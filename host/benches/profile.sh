@@ -14,7 +14,9 @@
 # (rows.txt) and the summary (summary.txt, also printed). perf samples at 1999 Hz on the CPU
 # clock (many virtual machines have no hardware counters), without call graphs (the host is
 # built without frame pointers); `perf report -i OUT_DIR/perf.data` gives more.
-# PROFILE_SECONDS sets the window (default 10).
+# PROFILE_SECONDS sets the window (default 10). PERF_RECORD_ARGS adds options to `perf record`,
+# for example `PERF_RECORD_ARGS='--call-graph dwarf,16384'` for callers (large files: keep the
+# window short), then `perf report -i OUT_DIR/perf.data --no-children -S malloc -G`.
 set -eu
 
 if [ $# -lt 2 ]; then
@@ -80,7 +82,7 @@ if [ -z "$host" ]; then
     exit 1
 fi
 sleep $((warmup + 1))
-perf record -q -F 1999 -p "$host" -o "$out/perf.data" -- sleep "$seconds" 2>"$out/perf-record.txt"
+perf record -q -F 1999 ${PERF_RECORD_ARGS:-} -p "$host" -o "$out/perf.data" -- sleep "$seconds" 2>"$out/perf-record.txt"
 wait "$bench" || {
     echo "profile.sh: the bench failed; see $out/rows.txt" >&2
     exit 1
