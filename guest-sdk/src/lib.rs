@@ -24,8 +24,10 @@
 //! (see [`HandlerReturn`]); [`export_handler!`] exports it as the
 //! component's `handle`. A guest crate is a `cdylib` that depends on
 //! `guest-sdk` only, built with
-//! `cargo build --release --target wasm32-wasip2`, which writes the
-//! component straight to `target/wasm32-wasip2/release/<crate>.wasm`.
+//! `cargo build --profile guest --target wasm32-wasip2`, which writes the
+//! component straight to `target/wasm32-wasip2/guest/<crate>.wasm` (the
+//! `guest` profile, release with link-time optimisation, is in the
+//! workspace's `Cargo.toml`; the crate's README shows it).
 //!
 //! # From Haskell `websockets`
 //!

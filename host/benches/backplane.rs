@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p broadcast
+//! cargo build --profile guest --target wasm32-wasip2 -p broadcast
 //! cargo bench -p host --bench backplane -- [options]      # see USAGE below
 //! ```
 //!
@@ -53,7 +53,7 @@ usage: cargo bench -p host --bench backplane -- [options]
   --seconds SECS    measured window per run                         [5]
   --warmup SECS     warm-up before each window                      [1]
   --host-bin PATH   wsbox host binary  [<target>/release/host]
-  --guest PATH      broadcast guest    [<target>/wasm32-wasip2/release/broadcast.wasm]
+  --guest PATH      broadcast guest    [<target>/wasm32-wasip2/guest/broadcast.wasm]
 
 <target> is $CARGO_TARGET_DIR if set, else <workspace>/target.
 ";
@@ -91,7 +91,7 @@ impl Options {
             seconds: 5.0,
             warmup: 1.0,
             host_bin: target.join("release/host"),
-            guest: target.join("wasm32-wasip2/release/broadcast.wasm"),
+            guest: target.join("wasm32-wasip2/guest/broadcast.wasm"),
         };
         let mut flags = Flags::new(args);
         while let Some(mut flag) = flags.next_flag() {
@@ -170,7 +170,7 @@ impl Figures {
 
 fn run(options: &Options) -> Result<()> {
     let build = "cargo build --release -p host && \
-                 cargo build --release --target wasm32-wasip2 -p broadcast";
+                 cargo build --profile guest --target wasm32-wasip2 -p broadcast";
     require_file(&options.host_bin, "the host binary", build)?;
     require_file(&options.guest, "the broadcast guest", build)?;
     ensure!(

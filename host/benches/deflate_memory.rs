@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p echo    # or let `cargo test` build the guests
+//! cargo build --profile guest --target wasm32-wasip2 -p echo    # or let `cargo test` build the guests
 //! cargo bench -p host --bench deflate_memory -- [options]  # see USAGE below
 //! ```
 //!
@@ -70,8 +70,8 @@ usage: cargo bench -p host --bench deflate_memory -- [options]
                               MessageDeflater/MessageInflater against plain flate2 on
                               the throughput messages; not run by default)
   --host-bin PATH             wsbox host binary [<workspace>/target/release/host]
-  --guest PATH                echo guest        [first of <target>/wasm32-wasip2/release/echo.wasm,
-                                                 <target>/guests/wasm32-wasip2/release/echo.wasm]
+  --guest PATH                echo guest        [first of <target>/wasm32-wasip2/guest/echo.wasm,
+                                                 <target>/guests/wasm32-wasip2/guest/echo.wasm]
 ";
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
@@ -171,7 +171,7 @@ fn run(o: &Options) -> Result<()> {
     require_file(
         &o.guest,
         "the echo guest",
-        "cargo build --release --target wasm32-wasip2 -p echo",
+        "cargo build --profile guest --target wasm32-wasip2 -p echo",
     )?;
     let host_copy =
         std::env::temp_dir().join(format!("wsbox-deflate-bench-host-{}", std::process::id()));

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p echo
+//! cargo build --profile guest --target wasm32-wasip2 -p echo
 //! cargo bench -p host --bench echo -- [options]      # see USAGE below
 //! ```
 //!
@@ -46,7 +46,7 @@ usage: cargo bench -p host --bench echo -- [options]
   --warmup SECS       warm-up before each window                       [1]
   --only KIND         run only `wsbox` or only `native`
   --host-bin PATH     wsbox host binary     [<target>/release/host]
-  --guest PATH        echo guest component  [<target>/wasm32-wasip2/release/echo.wasm]
+  --guest PATH        echo guest component  [<target>/wasm32-wasip2/guest/echo.wasm]
   --host-arg ARG      one more argument to `host serve` (repeatable)
   --client-threads N  client threads, each a current-thread runtime    [1]
   --native-as-wsbox   validation: run the native server in the wsbox slot too

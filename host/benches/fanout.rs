@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p broadcast
+//! cargo build --profile guest --target wasm32-wasip2 -p broadcast
 //! cargo bench -p host --bench fanout -- [options]      # see USAGE below
 //! ```
 //!
@@ -74,7 +74,7 @@ usage: cargo bench -p host --bench fanout -- [options]
   --topic PATH        request path, the topic                           [/fanout]
   --only KIND         run only `wsbox` or only `native`
   --host-bin PATH     wsbox host binary          [<target>/release/host]
-  --guest PATH        broadcast guest component  [<target>/wasm32-wasip2/release/broadcast.wasm]
+  --guest PATH        broadcast guest component  [<target>/wasm32-wasip2/guest/broadcast.wasm]
   --host-arg ARG      one more argument to `host serve` (repeatable)
   --client-threads N  subscriber threads, each a current-thread runtime (the publishers
                       have a thread of their own)                       [1]

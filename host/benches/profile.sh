@@ -9,7 +9,7 @@
 #
 # ROW is p1, p16, 64k or connect. The host runs with `--perf-map`, so guest functions have names:
 # `wasm[0]::function[N]` for a stripped component such as the examples, the source's names for one
-# built with its name section (`--config 'profile.release.package.echo.strip=false'` on the echo's
+# built with its name section (`--config 'profile.guest.package.echo.strip=false'` on the echo's
 # cargo build). OUT_DIR gets perf.data, the bench's output
 # (rows.txt) and the summary (summary.txt, also printed). perf samples at 1999 Hz on the CPU
 # clock (many virtual machines have no hardware counters), without call graphs (the host is

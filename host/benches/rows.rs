@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p echo
+//! cargo build --profile guest --target wasm32-wasip2 -p echo
 //! cargo bench -p host --bench rows -- [options]      # see USAGE below
 //! ```
 //!
@@ -69,7 +69,7 @@ const USAGE: &str = "\
 usage: cargo bench -p host --bench rows -- [options]
 
   --guest [NAME=]PATH   a wsbox guest to measure (repeatable; NAME defaults to
-                        the file's stem)     [echo=<target>/wasm32-wasip2/release/echo.wasm]
+                        the file's stem)     [echo=<target>/wasm32-wasip2/guest/echo.wasm]
   --peer NAME           a native peer to measure (repeatable): fastwebsockets,
                         tokio-tungstenite    [both]
   --uws-bin PATH        also measure uWebSockets: PATH is the echo server that
@@ -429,7 +429,7 @@ fn run(o: &Options) -> Result<()> {
             require_file(
                 path,
                 &format!("the guest {name}"),
-                "cargo build --release --target wasm32-wasip2 -p echo",
+                "cargo build --profile guest --target wasm32-wasip2 -p echo",
             )?;
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p echo
+//! cargo build --profile guest --target wasm32-wasip2 -p echo
 //! cargo bench -p host --bench soak -- [options]      # see USAGE below
 //! ```
 //!
@@ -52,7 +52,7 @@ usage: cargo bench -p host --bench soak -- [options]
   --settle SECS      wait before each measurement                    [2]
   --concurrency N    connections opened or closed at a time          [256]
   --host-bin PATH    wsbox host binary     [<target>/release/host]
-  --guest PATH       guest component       [<target>/wasm32-wasip2/release/echo.wasm]
+  --guest PATH       guest component       [<target>/wasm32-wasip2/guest/echo.wasm]
   --host-arg ARG     one more argument to `host serve` (repeatable)
   --no-metrics       do not run the host with --metrics-listen (no gauges)
   --smaps DIR        also copy the host's /proc/PID/smaps to DIR/<wave>-<phase>.smaps
@@ -169,7 +169,7 @@ impl Snapshot {
 
 fn run(o: &Options) -> Result<()> {
     let build = "cargo build --release -p host && \
-                 cargo build --release --target wasm32-wasip2 -p echo";
+                 cargo build --profile guest --target wasm32-wasip2 -p echo";
     require_file(&o.host_bin, "the wsbox host", build)?;
     require_file(&o.guest, "the guest", build)?;
     let limit = raise_open_files_limit()?;

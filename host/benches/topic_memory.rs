@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo build --release -p host
-//! cargo build --release --target wasm32-wasip2 -p echo -p broadcast
+//! cargo build --profile guest --target wasm32-wasip2 -p echo -p broadcast
 //! cargo bench -p host --bench topic_memory -- [--connections N]
 //! ```
 //!
@@ -65,9 +65,9 @@ fn run() -> Result<()> {
     }
     let root = workspace_root();
     let host = root.join("target/release/host");
-    let guests = root.join("target/wasm32-wasip2/release");
+    let guests = root.join("target/wasm32-wasip2/guest");
     let build = "cargo build --release -p host && \
-                 cargo build --release --target wasm32-wasip2 -p echo -p broadcast";
+                 cargo build --profile guest --target wasm32-wasip2 -p echo -p broadcast";
     require_file(&host, "the host binary", build)?;
     require_file(&guests.join("echo.wasm"), "the echo guest", build)?;
     require_file(&guests.join("broadcast.wasm"), "the broadcast guest", build)?;

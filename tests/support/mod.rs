@@ -103,7 +103,14 @@ fn build_guests() -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace())
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .args([
+            "build",
+            "--profile",
+            "guest",
+            "--target",
+            "wasm32-wasip2",
+            "--quiet",
+        ])
         .args([
             "-p",
             "echo",
@@ -128,7 +135,7 @@ fn build_guests() -> PathBuf {
         "building the guests failed (is the wasm32-wasip2 target installed? \
          `rustup target add wasm32-wasip2`)"
     );
-    target_dir.join("wasm32-wasip2").join("release")
+    target_dir.join("wasm32-wasip2").join("guest")
 }
 
 /// A running `host serve` process; killed when dropped.

@@ -44,13 +44,13 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// Where the release build of guest `name` is: the first that exists of
-/// `<target>/wasm32-wasip2/release/NAME.wasm` (`cargo build --release --target wasm32-wasip2 -p
-/// NAME`) and `<target>/guests/wasm32-wasip2/release/NAME.wasm` (built by `cargo test`), else the
+/// `<target>/wasm32-wasip2/guest/NAME.wasm` (`cargo build --profile guest --target wasm32-wasip2 -p
+/// NAME`) and `<target>/guests/wasm32-wasip2/guest/NAME.wasm` (built by `cargo test`), else the
 /// former.
 pub fn guest_path(name: &str) -> PathBuf {
     let target = target_dir();
-    let built = target.join(format!("wasm32-wasip2/release/{name}.wasm"));
-    let by_tests = target.join(format!("guests/wasm32-wasip2/release/{name}.wasm"));
+    let built = target.join(format!("wasm32-wasip2/guest/{name}.wasm"));
+    let by_tests = target.join(format!("guests/wasm32-wasip2/guest/{name}.wasm"));
     if !built.is_file() && by_tests.is_file() {
         by_tests
     } else {
@@ -240,7 +240,7 @@ impl Common {
             &self.guest,
             &format!("the {} guest", self.guest_name),
             &format!(
-                "cargo build --release --target wasm32-wasip2 -p {}",
+                "cargo build --profile guest --target wasm32-wasip2 -p {}",
                 self.guest_name
             ),
         )
