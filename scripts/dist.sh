@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the release `host` and ship it lean, the way distributions package
+# Build the shipped `host` (the `production` profile: release linked with fat
+# LTO, see Cargo.toml) and ship it lean, the way distributions package
 # binaries: `<target>/dist/host` without debug info (its symbol table kept,
 # so panics and profilers still name functions) and `<target>/dist/host.debug`
 # with the line tables, which gdb, addr2line and perf find through the
@@ -10,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -p host
-built="$target/release/host"
+cargo build --profile production -p host
+built="$target/production/host"
 out="$target/dist"
 mkdir -p "$out"
 objcopy --only-keep-debug "$built" "$out/host.debug"
