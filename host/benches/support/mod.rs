@@ -43,7 +43,7 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
-/// Where the release build of guest `name` is: the first that exists of
+/// Where the built guest `name` is (the `guest` profile): the first that exists of
 /// `<target>/wasm32-wasip2/guest/NAME.wasm` (`cargo build --profile guest --target wasm32-wasip2 -p
 /// NAME`) and `<target>/guests/wasm32-wasip2/guest/NAME.wasm` (built by `cargo test`), else the
 /// former.
