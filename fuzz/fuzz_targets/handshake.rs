@@ -63,25 +63,29 @@ fn check_request(req: &Request, limits: &HandshakeLimits) {
     assert!(req.path().starts_with('/'));
     assert!(req.headers.len() <= limits.max_headers);
     assert!(req.host.is_some());
+    // The key the request carried (its only `Sec-WebSocket-Key`) is the
+    // one the answer was computed from.
+    let sent = req
+        .header("sec-websocket-key")
+        .map(<[u8]>::trim_ascii)
+        .expect("key header");
     let key = base64::engine::general_purpose::STANDARD
-        .decode(&req.key)
+        .decode(sent)
         .expect("key is base64");
     assert_eq!(key.len(), 16);
-    assert_eq!(accept_key(&req.key).len(), 28);
+    let sent = std::str::from_utf8(sent).expect("key is ASCII");
+    assert_eq!(req.accept, accept_key(sent));
+    assert_eq!(req.accept.len(), 28);
     for p in &req.subprotocols {
         assert!(is_token(p.as_bytes()), "subprotocol {p:?}");
     }
     for e in &req.extensions {
         assert!(is_token(e.as_bytes()), "extension {e:?}");
     }
-    assert_eq!(
-        req.header("sec-websocket-key").map(<[u8]>::trim_ascii),
-        Some(req.key.as_bytes())
-    );
     // The server answers with the first offered subprotocol if the app picks
     // it: that must always render.
     let response = build_accept_response(
-        &req.key,
+        &req.accept,
         req.subprotocols.first().map(String::as_str),
         None,
         &[],
@@ -93,7 +97,7 @@ fn check_request(req: &Request, limits: &HandshakeLimits) {
     // Extension negotiation runs on whatever the request carried.
     if let Some(n) = negotiate(&DeflateConfig::default(), &req.extension_header) {
         let h = n.response_header();
-        let response = build_accept_response(&req.key, None, Some(&h), &[]).expect("accept");
+        let response = build_accept_response(&req.accept, None, Some(&h), &[]).expect("accept");
         assert_eq!(count(&response, b"\r\n\r\n"), 1);
     }
 }

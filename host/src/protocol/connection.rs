@@ -657,7 +657,7 @@ impl Connection {
             .as_ref()
             .map(deflate::Negotiated::response_header);
         let response = handshake::build_accept_response(
-            &request.key,
+            &request.accept,
             params.subprotocol.as_deref(),
             extensions.as_deref(),
             &params.headers,

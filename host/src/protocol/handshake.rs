@@ -42,8 +42,12 @@ pub struct Request {
     pub target: String,
     /// Every header field in order, names as received, values as bytes.
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The `Sec-WebSocket-Key` value (validated: base64 of 16 bytes).
-    pub key: String,
+    /// The `Sec-WebSocket-Accept` value answering the client's
+    /// `Sec-WebSocket-Key` ([`accept_key`]). Computed while parsing, on the
+    /// connection task's stack: the guest answers from its fiber stack,
+    /// where SHA-1 and base64 were the deepest 0.8 KB of the stack every
+    /// connection keeps (host/benches/README.md, "eleventh pass").
+    pub accept: String,
     /// The subprotocols offered in all `Sec-WebSocket-Protocol` headers, in
     /// order ("the client's preference").
     pub subprotocols: Vec<String>,
@@ -307,7 +311,7 @@ pub fn parse_request(
         _ => return Err(HandshakeError::InvalidKey),
     }
     // Base64 decoded, so the key is ASCII.
-    let key = utf8("Sec-WebSocket-Key", key)?;
+    let accept = accept_key(&utf8("Sec-WebSocket-Key", key)?);
 
     let origin = at_most_once("Origin")?
         .map(|v| utf8("Origin", v))
@@ -348,7 +352,7 @@ pub fn parse_request(
     let request = Request {
         target,
         headers,
-        key,
+        accept,
         subprotocols,
         extensions,
         extension_header,
@@ -423,11 +427,12 @@ fn push_checked(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Result<(), Respo
     Ok(())
 }
 
-/// The 101 response accepting the handshake (§4.2.2), with the chosen
-/// subprotocol (must be a token; the caller checks the client offered it),
-/// the negotiated extensions value and extra application headers.
+/// The 101 response accepting the handshake (§4.2.2): `accept` is the
+/// request's [`Request::accept`]; with the chosen subprotocol (must be a
+/// token; the caller checks the client offered it), the negotiated
+/// extensions value and extra application headers.
 pub fn build_accept_response(
-    key: &str,
+    accept: &str,
     subprotocol: Option<&str>,
     extensions: Option<&str>,
     extra_headers: &[(String, Vec<u8>)],
@@ -436,7 +441,7 @@ pub fn build_accept_response(
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
     );
-    push_checked(&mut out, "Sec-WebSocket-Accept", accept_key(key).as_bytes())?;
+    push_checked(&mut out, "Sec-WebSocket-Accept", accept.as_bytes())?;
     if let Some(p) = subprotocol {
         if !is_token(p.as_bytes()) {
             return Err(ResponseError::InvalidHeaderValue(
@@ -562,6 +567,7 @@ mod tests {
     use super::*;
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
     fn request_with(lines: &[&str]) -> Vec<u8> {
         let mut s = String::from("GET /chat?room=1 HTTP/1.1\r\n");
@@ -626,7 +632,7 @@ mod tests {
         assert_eq!(req.target, "/chat?room=1");
         assert_eq!(req.path(), "/chat");
         assert_eq!(req.query(), Some("room=1"));
-        assert_eq!(req.key, KEY);
+        assert_eq!(req.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
         assert_eq!(req.host.as_deref(), Some("server.example.com"));
         assert_eq!(req.origin.as_deref(), Some("http://example.com"));
         assert_eq!(req.subprotocols, ["chat", "superchat", "v2.json"]);
@@ -1003,7 +1009,7 @@ mod tests {
     #[test]
     fn accept_response() {
         let r = build_accept_response(
-            KEY,
+            ACCEPT,
             Some("chat"),
             Some("permessage-deflate"),
             &[("X-Id".into(), b"7".to_vec())],
@@ -1015,20 +1021,20 @@ mod tests {
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n\
              Sec-WebSocket-Extensions: permessage-deflate\r\nX-Id: 7\r\n\r\n"
         );
-        let r = build_accept_response(KEY, None, None, &[]).unwrap();
+        let r = build_accept_response(ACCEPT, None, None, &[]).unwrap();
         assert!(
             !String::from_utf8(r)
                 .unwrap()
                 .contains("Sec-WebSocket-Protocol")
         );
         assert_eq!(
-            build_accept_response(KEY, Some("a b"), None, &[]),
+            build_accept_response(ACCEPT, Some("a b"), None, &[]),
             Err(ResponseError::InvalidHeaderValue(
                 "Sec-WebSocket-Protocol".into()
             ))
         );
         assert_eq!(
-            build_accept_response(KEY, None, Some("x\r\nEvil: 1"), &[]),
+            build_accept_response(ACCEPT, None, Some("x\r\nEvil: 1"), &[]),
             Err(ResponseError::InvalidHeaderValue(
                 "Sec-WebSocket-Extensions".into()
             ))
@@ -1047,7 +1053,7 @@ mod tests {
             "Transfer-Encoding",
         ] {
             assert_eq!(
-                build_accept_response(KEY, None, None, &h(name, b"x")),
+                build_accept_response(ACCEPT, None, None, &h(name, b"x")),
                 Err(ResponseError::ReservedHeader(name.into()))
             );
             assert_eq!(
@@ -1057,7 +1063,7 @@ mod tests {
         }
         for name in ["", "Bad Name", "X:Y", "Ünï"] {
             assert_eq!(
-                build_accept_response(KEY, None, None, &h(name, b"x")),
+                build_accept_response(ACCEPT, None, None, &h(name, b"x")),
                 Err(ResponseError::InvalidHeaderName(name.into()))
             );
         }
@@ -1068,7 +1074,7 @@ mod tests {
             );
         }
         // obs-text is allowed in values.
-        assert!(build_accept_response(KEY, None, None, &h("X-A", b"caf\xc3\xa9")).is_ok());
+        assert!(build_accept_response(ACCEPT, None, None, &h("X-A", b"caf\xc3\xa9")).is_ok());
     }
 
     #[test]

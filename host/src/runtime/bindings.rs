@@ -25,7 +25,21 @@ impl wasmtime_wasi::p2::Pollable for EventsReady {
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "handler",
-    imports: { default: async | trappable },
+    // Async only where the host waits (for a message, or for room to
+    // write). An async import is a boxed future that wasmtime polls on the
+    // guest's fiber stack, and the frames that takes count: a connection
+    // keeps every page of that stack its deepest call reached, and the
+    // `accept` of a `--release` host went about 400 bytes past the first
+    // page as an async import (`fiber_stack` bench, host/benches/README.md).
+    imports: {
+        "wsbox:websocket/websocket.[method]connection.receive": async | trappable,
+        "wsbox:websocket/websocket.[method]connection.receive-all": async | trappable,
+        "wsbox:websocket/websocket.[method]connection.send": async | trappable,
+        "wsbox:websocket/websocket.[method]connection.send-all": async | trappable,
+        "wsbox:websocket/websocket.[method]connection.close": async | trappable,
+        "wsbox:websocket/websocket.[method]connection.ping": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
     with: {
         "wsbox:websocket/websocket.pending-connection": PendingConnectionResource,

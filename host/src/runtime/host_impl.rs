@@ -25,7 +25,7 @@ impl types::Host for GuestState {}
 impl websocket::Host for GuestState {}
 
 impl log::Host for GuestState {
-    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+    fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         let conn = self.conn().id();
         let version = &**self.version();
         match level {
@@ -40,7 +40,7 @@ impl log::Host for GuestState {
 }
 
 impl websocket::HostPendingConnection for GuestState {
-    async fn request(
+    fn request(
         &mut self,
         _this: Resource<PendingConnectionResource>,
     ) -> wasmtime::Result<types::Request> {
@@ -62,7 +62,7 @@ impl websocket::HostPendingConnection for GuestState {
         Ok(result)
     }
 
-    async fn accept(
+    fn accept(
         &mut self,
         _this: Resource<PendingConnectionResource>,
         options: types::AcceptOptions,
@@ -81,7 +81,7 @@ impl websocket::HostPendingConnection for GuestState {
         Ok(result)
     }
 
-    async fn reject(
+    fn reject(
         &mut self,
         _this: Resource<PendingConnectionResource>,
         options: types::RejectOptions,
@@ -96,21 +96,21 @@ impl websocket::HostPendingConnection for GuestState {
         Ok(result)
     }
 
-    async fn drop(&mut self, this: Resource<PendingConnectionResource>) -> wasmtime::Result<()> {
+    fn drop(&mut self, this: Resource<PendingConnectionResource>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
         Ok(())
     }
 }
 
 impl websocket::HostConnection for GuestState {
-    async fn subprotocol(
+    fn subprotocol(
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Option<String>> {
         Ok(self.conn().subprotocol())
     }
 
-    async fn extensions(
+    fn extensions(
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Option<String>> {
@@ -183,11 +183,11 @@ impl websocket::HostConnection for GuestState {
         Ok(result.map_err(connection_error))
     }
 
-    async fn id(&mut self, _this: Resource<ConnectionResource>) -> wasmtime::Result<u64> {
+    fn id(&mut self, _this: Resource<ConnectionResource>) -> wasmtime::Result<u64> {
         Ok(self.conn().id())
     }
 
-    async fn subscribe(
+    fn subscribe(
         &mut self,
         _this: Resource<ConnectionResource>,
         topic: String,
@@ -200,7 +200,7 @@ impl websocket::HostConnection for GuestState {
         Ok(self.conn().subscribe(&topic, mode).map_err(topic_error))
     }
 
-    async fn unsubscribe(
+    fn unsubscribe(
         &mut self,
         _this: Resource<ConnectionResource>,
         topic: String,
@@ -208,7 +208,7 @@ impl websocket::HostConnection for GuestState {
         Ok(Ok(self.conn().unsubscribe(&topic)))
     }
 
-    async fn publish(
+    fn publish(
         &mut self,
         _this: Resource<ConnectionResource>,
         topic: String,
@@ -230,7 +230,7 @@ impl websocket::HostConnection for GuestState {
         Ok(result.map(|report| report.queued).map_err(topic_error))
     }
 
-    async fn subscriber_count(
+    fn subscriber_count(
         &mut self,
         _this: Resource<ConnectionResource>,
         topic: String,
@@ -241,7 +241,7 @@ impl websocket::HostConnection for GuestState {
             .map_err(topic_error))
     }
 
-    async fn events_ready(
+    fn events_ready(
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
@@ -250,7 +250,7 @@ impl websocket::HostConnection for GuestState {
         wasmtime_wasi::p2::subscribe(self.table(), ready)
     }
 
-    async fn next_event(
+    fn next_event(
         &mut self,
         _this: Resource<ConnectionResource>,
     ) -> wasmtime::Result<Option<types::Event>> {
@@ -261,7 +261,7 @@ impl websocket::HostConnection for GuestState {
         }))
     }
 
-    async fn drop(&mut self, this: Resource<ConnectionResource>) -> wasmtime::Result<()> {
+    fn drop(&mut self, this: Resource<ConnectionResource>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
         Ok(())
     }
