@@ -567,6 +567,7 @@ mod tests {
     use super::*;
 
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+    /// RFC 6455 §1.3's answer to [`KEY`].
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
     fn request_with(lines: &[&str]) -> Vec<u8> {
@@ -610,7 +611,7 @@ mod tests {
 
     #[test]
     fn rfc_accept_key() {
-        assert_eq!(accept_key(KEY), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(accept_key(KEY), ACCEPT);
     }
 
     #[test]
@@ -632,7 +633,7 @@ mod tests {
         assert_eq!(req.target, "/chat?room=1");
         assert_eq!(req.path(), "/chat");
         assert_eq!(req.query(), Some("room=1"));
-        assert_eq!(req.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(req.accept, ACCEPT);
         assert_eq!(req.host.as_deref(), Some("server.example.com"));
         assert_eq!(req.origin.as_deref(), Some("http://example.com"));
         assert_eq!(req.subprotocols, ["chat", "superchat", "v2.json"]);
