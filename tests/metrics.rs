@@ -3,40 +3,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
+use support::metrics::{get, metrics_addr, sample};
 use support::{Host, RawClient, guest, op};
-
-/// GET `path` on the metrics port: (status, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connecting to the metrics port");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response[9..12].parse().expect("a status code");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The metrics address the host logged.
-fn metrics_addr(host: &Host) -> SocketAddr {
-    let line = host.wait_for_log(&["metrics on http://"]);
-    let rest = line.split("metrics on http://").nth(1).unwrap();
-    rest.split('/').next().unwrap().parse().unwrap()
-}
-
-/// The value of the sample line that starts with `series` (name and
-/// labels), or 0 when it is missing.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.parse().expect("a sample value"))
-}
 
 #[tokio::test]
 async fn traffic_closes_rejections_failures_and_swaps_are_counted() {
@@ -123,6 +93,7 @@ async fn traffic_closes_rejections_failures_and_swaps_are_counted() {
         assert_eq!(sample(&text, series), value, "{series} in:\n{text}");
     }
     assert!(text.contains("# TYPE wsbox_topic_drops counter"), "{text}");
+    assert!(text.contains("# TYPE wsbox_guest_yields counter"), "{text}");
     assert!(text.ends_with("# EOF\n"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

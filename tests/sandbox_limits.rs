@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use support::metrics::{get, metrics_addr, sample};
 use support::{Host, RawClient, op};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -165,6 +166,69 @@ async fn the_time_a_guest_waits_for_its_neighbours_is_not_charged_to_its_budget(
     // The worker is still there: one more (short) run answers.
     work(&mut worker, 1).await;
     drop(spinners);
+}
+
+/// A host with one serving thread and its metrics port, and an echo
+/// client on it.
+async fn one_thread_host_and_echo_client() -> (Host, Client) {
+    let host = Host::start(
+        "misbehave",
+        &["--metrics-listen", "127.0.0.1:0", "--threads", "1"],
+    );
+    let (client, _) = tokio_tungstenite::connect_async(host.url("/"))
+        .await
+        .unwrap();
+    (host, client)
+}
+
+/// `wsbox_guest_yields_total` on `host`'s metrics port.
+fn yields(host: &Host) -> f64 {
+    let (status, text) = get(metrics_addr(host), "/metrics");
+    assert_eq!(status, 200, "{text}");
+    sample(&text, "wsbox_guest_yields_total")
+}
+
+#[tokio::test]
+async fn a_guest_resuming_from_a_wait_does_not_yield_again() {
+    let (host, mut client) = one_thread_host_and_echo_client().await;
+    // Every message finds the guest waiting in `receive` for two ticks or
+    // more: its deadline has passed, but it has not run through a tick,
+    // and its neighbours had the thread while it waited. (Without the
+    // distinction, each of these echoes costs a yield.)
+    for i in 0..20 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        echo_once(&mut client, format!("quiet {i}")).await;
+    }
+    // An echo that happens to run across a tick's edge yields, rightly: a
+    // few at most.
+    let yields = yields(&host);
+    assert!(yields <= 3.0, "{yields} yields for 20 echoes after waits");
+}
+
+#[tokio::test]
+async fn a_guest_calling_the_host_in_a_loop_still_yields_to_its_neighbours() {
+    let _timed = TIMED.lock().await;
+    // One serving thread: the neighbour is served only when the loop
+    // yields. Calls that never wait are not waits: they restart the CPU
+    // budget (the guest is not stopped), but not the tick.
+    let (host, mut neighbour) = one_thread_host_and_echo_client().await;
+    echo_once(&mut neighbour, "before".into()).await;
+    let mut looper = RawClient::connect(host.addr, "/import-loop", &[]).await;
+    looper.send_frame(true, op::TEXT, b"go").await;
+    for i in 0..10 {
+        tokio::time::timeout(
+            support::WAIT,
+            echo_once(&mut neighbour, format!("beside the loop {i}")),
+        )
+        .await
+        .expect("the neighbour was not served while the guest looped over host calls");
+    }
+    let yields = yields(&host);
+    assert!(
+        yields >= 1.0,
+        "{yields} yields: the loop never ran a whole tick?"
+    );
+    drop(looper);
 }
 
 #[tokio::test]

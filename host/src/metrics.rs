@@ -4,7 +4,8 @@
 //! Nothing here is touched per message: the IO driver adds each
 //! connection's message and byte counts in bulk (at most once a second
 //! per connection, and at its end), and the rest happens once per
-//! connection, handshake, guest failure or swap. Without
+//! connection, handshake, guest failure or swap (and a guest's yields, at
+//! most once per 10 ms tick of its run time). Without
 //! `--metrics-listen` there is no [`Metrics`] and nothing is counted.
 
 use std::sync::Arc;
@@ -84,6 +85,7 @@ pub struct Metrics {
     closes: Family<CloseLabels, Counter>,
     guest_failures: Family<KindLabel, Counter>,
     guest_instantiate: Histogram,
+    guest_yields: Counter,
     guest_swaps: Family<ResultLabel, Counter>,
 }
 
@@ -156,6 +158,13 @@ impl Metrics {
             "Time to instantiate a guest for a connection",
             Histogram::new(exponential_buckets(0.000_01, 4.0, 11)),
         );
+        let guest_yields = register(
+            &mut registry,
+            "wsbox_guest_yields",
+            "Times a guest ran through a whole epoch tick (10 ms) without waiting and was made \
+             to let the other connections on its thread run",
+            Counter::default(),
+        );
         let guest_swaps: Family<ResultLabel, Counter> = Family::default();
         for result in [SwapResult::Swapped, SwapResult::Refused] {
             let _ = guest_swaps.get_or_create(&ResultLabel {
@@ -181,6 +190,7 @@ impl Metrics {
             closes,
             guest_failures,
             guest_instantiate,
+            guest_yields,
             guest_swaps,
         })
     }
@@ -251,6 +261,12 @@ impl Metrics {
     /// A guest was instantiated in `took`.
     pub fn guest_instantiated(&self, took: Duration) {
         self.guest_instantiate.observe(took.as_secs_f64());
+    }
+
+    /// A guest ran through a whole epoch tick and yields to its neighbours
+    /// (at most once a tick per running guest).
+    pub fn guest_yielded(&self) {
+        self.guest_yields.inc();
     }
 
     /// A hot swap happened or was refused.

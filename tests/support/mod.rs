@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod interop;
+pub mod metrics;
 pub mod twins;
 
 use std::io::{BufRead, BufReader, Write as _};

@@ -27,6 +27,7 @@ mod stdio;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -279,19 +280,42 @@ impl Runtime {
         store.set_epoch_deadline(1);
         let budget = self.cpu_budget_ticks;
         let budget_ms = self.config.guest_cpu.map_or(0, |budget| budget.as_millis());
-        // Called once per tick of the guest's own run time: wasmtime sets
-        // the next deadline one tick past the moment the yield below
-        // resumes, so the time its neighbours take is not counted.
+        // Set whenever the guest's call is suspended (it waits in an import,
+        // or yields below), so the callback can tell a guest that has just
+        // resumed from one that ran through a whole tick.
+        let suspended = Arc::new(AtomicBool::new(false));
+        let metrics = self.metrics.get().cloned();
+        let suspended_seen = Arc::clone(&suspended);
+        // Called at the first tick the guest's code sees after its deadline:
+        // wasmtime then sets the next deadline one tick past the moment the
+        // callback (and the yield below) returns, so the time its neighbours
+        // take is not counted.
         store.epoch_deadline_callback(move |mut store| {
             let ran = store.data_mut().cpu_tick();
             if budget.is_some_and(|budget| ran > budget) {
                 return Err(wasmtime::Error::new(CpuBudgetExceeded { budget_ms }));
             }
-            // Yield to the other connections on this thread at every tick;
-            // the guest continues where it was.
+            // The deadline passed while the guest waited (an idle connection
+            // for more than a tick, every message on a quiet one): it has
+            // run for less than a tick since, and its neighbours have just
+            // had the thread. Yielding again would cost a round through the
+            // scheduler for nothing.
+            if suspended_seen.swap(false, Ordering::Relaxed) {
+                return Ok(UpdateDeadline::Continue(1));
+            }
+            if let Some(metrics) = &metrics {
+                metrics.guest_yielded();
+            }
+            // It ran through a whole tick: let the other connections on
+            // this thread run; the guest continues where it was. The yield
+            // suspends the call too; that is not a wait.
+            let suspended = Arc::clone(&suspended_seen);
             Ok(UpdateDeadline::YieldCustom(
                 1,
-                Box::pin(tokio::task::yield_now()),
+                Box::pin(async move {
+                    tokio::task::yield_now().await;
+                    suspended.store(false, Ordering::Relaxed);
+                }),
             ))
         });
         let started = std::time::Instant::now();
@@ -311,7 +335,17 @@ impl Runtime {
             .map_err(|error| RunError::Instantiate(error.into()))?;
         // The CPU budget counts from the first call into the guest.
         store.data_mut().start_budget();
-        let result = handler.call_handle(&mut store, pending).await;
+        let result = {
+            let mut call = std::pin::pin!(handler.call_handle(&mut store, pending));
+            std::future::poll_fn(|cx| {
+                let poll = call.as_mut().poll(cx);
+                if poll.is_pending() {
+                    suspended.store(true, Ordering::Relaxed);
+                }
+                poll
+            })
+            .await
+        };
         result.map_err(|error| RunError::Guest {
             error,
             // A guest whose allocation failed usually traps somewhere else

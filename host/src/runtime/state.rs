@@ -7,7 +7,9 @@
 //! callback does the rest ([`CpuClock`]): it runs once per tick of the
 //! guest's own run time (the deadline is set one tick past the moment the
 //! guest resumes after yielding to its neighbours, so their time is not the
-//! guest's), and counts those ticks since the last import. The runtime's
+//! guest's; a deadline that passed while the guest waited costs it one
+//! callback that finds the import), and counts those ticks since the last
+//! import. The runtime's
 //! work the guest asks for without an import (`memory.grow`, `memory.copy`)
 //! is the guest's time and never restarts the budget. No per-call hook: a
 //! host call costs the clock one flag write.

@@ -6,6 +6,7 @@
 //! | `/panic` | accept, then panic ("guest panicked on purpose") on the first message |
 //! | `/panic-before-accept` | panic at once, before answering the handshake |
 //! | `/loop` | accept, then spin forever on the first message |
+//! | `/import-loop` | accept, then on the first message call a host function that never waits (`id`) forever |
 //! | `/work` | accept; for each text message `N`, spin `N` rounds without calling the host, then answer `done N` |
 //! | `/copy-loop` | accept, then copy memory forever on the first message (`memory.copy`, a call into the runtime that is not an import) |
 //! | `/sleep` | accept, then echo every message after sleeping 400 ms (WASI `poll` on a monotonic-clock pollable) |
@@ -45,6 +46,13 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
             let mut spins = 0u64;
             loop {
                 spins = black_box(spins.wrapping_add(1));
+            }
+        }
+        "/import-loop" => {
+            let conn = pending.accept()?;
+            conn.receive()?;
+            loop {
+                black_box(conn.as_raw().id());
             }
         }
         "/work" => {
