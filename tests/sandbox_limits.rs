@@ -232,6 +232,32 @@ async fn a_guest_calling_the_host_in_a_loop_still_yields_to_its_neighbours() {
 }
 
 #[tokio::test]
+async fn guests_draw_fresh_bytes_from_the_secure_random_generator() {
+    // `wasi:random/random` comes from the serving thread's CSPRNG, not a
+    // generator per connection: two connections on one thread, and two
+    // draws on each, never see the same bytes.
+    let host = Host::start("misbehave", &["--threads", "1"]);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (mut client, _) = tokio_tungstenite::connect_async(host.url("/random"))
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            client.send(Message::text("draw")).await.unwrap();
+            match client.next().await.unwrap().unwrap() {
+                Message::Binary(bytes) => {
+                    assert_eq!(bytes.len(), 32);
+                    assert_ne!(&bytes[..], &[0u8; 32]);
+                    assert!(!seen.contains(&bytes), "the same 32 bytes twice");
+                    seen.push(bytes);
+                }
+                other => panic!("expected 32 random bytes, got {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_guest_idle_in_receive_longer_than_its_budget_is_not_stopped() {
     let host = Host::start("misbehave", &["--guest-cpu-ms", "100"]);
     let (mut client, _) = tokio_tungstenite::connect_async(host.url("/"))

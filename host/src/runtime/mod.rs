@@ -22,6 +22,7 @@ mod footprint;
 mod guest_send;
 mod host_impl;
 mod limits;
+mod random;
 mod state;
 mod stdio;
 
@@ -261,8 +262,10 @@ impl Runtime {
     async fn run_inner(&self, guest: &Guest, conn: ConnectionHandle) -> Result<(), RunError> {
         let conn_id = conn.id();
         // The sandbox: no preopened directories, no environment, no
-        // arguments, no stdin, no sockets. Clocks and randomness are real.
+        // arguments, no stdin, no sockets. Clocks and randomness are real
+        // (the secure kind from the thread's generator, see `random`).
         let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .secure_random(random::ThreadRandom)
             .stdout(stdio::GuestOutput::new(conn_id, &guest.version, "stdout"))
             .stderr(stdio::GuestOutput::new(conn_id, &guest.version, "stderr"))
             .allow_tcp(false)

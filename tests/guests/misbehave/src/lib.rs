@@ -19,6 +19,7 @@
 //! | `/no-compression` | accept with compression turned off, then echo |
 //! | `/bad-utf8` | accept, then on the first message `send` a text that is not UTF-8 (which only a broken guest can) |
 //! | `/bad-utf8-batch` | the same with `send-all`, behind a valid text |
+//! | `/random` | accept; answer every message with 32 bytes from WASI's secure random generator (`wasi:random/random`) |
 //! | `/recurse` | accept; for each text message `N`, recurse N calls deep on the wasm stack and answer `depth N` |
 //! | anything else | accept and echo |
 //!
@@ -53,6 +54,18 @@ fn handle(pending: PendingConnection) -> guest_sdk::Result<()> {
             conn.receive()?;
             loop {
                 black_box(conn.as_raw().id());
+            }
+        }
+        "/random" => {
+            let conn = pending.accept()?;
+            loop {
+                conn.receive()?;
+                let mut bytes = [0u8; 32];
+                if let Err(error) = getrandom::fill(&mut bytes) {
+                    conn.send_close_code(1011, &format!("no randomness: {error}"))?;
+                    return Ok(());
+                }
+                conn.send_binary(bytes)?;
             }
         }
         "/work" => {
