@@ -44,8 +44,9 @@ impl websocket::HostPendingConnection for GuestState {
         &mut self,
         _this: Resource<PendingConnectionResource>,
     ) -> wasmtime::Result<types::Request> {
-        let request = self.conn().request();
-        let result = types::Request {
+        let conn = self.conn();
+        let remote_address = conn.remote().to_string();
+        conn.with_request(|request| types::Request {
             path: request.target.clone(),
             headers: request
                 .headers
@@ -57,9 +58,10 @@ impl websocket::HostPendingConnection for GuestState {
                 .collect(),
             subprotocols: request.subprotocols.clone(),
             extensions: request.extensions.clone(),
-            remote_address: self.conn().remote().to_string(),
-        };
-        Ok(result)
+            remote_address,
+        })
+        // Released only with the pending connection this call borrows.
+        .ok_or_else(|| wasmtime::Error::msg("the request was released with its pending connection"))
     }
 
     fn accept(
@@ -98,6 +100,8 @@ impl websocket::HostPendingConnection for GuestState {
 
     fn drop(&mut self, this: Resource<PendingConnectionResource>) -> wasmtime::Result<()> {
         self.table().delete(this)?;
+        // Nothing can ask for the request any more.
+        self.conn().release_request();
         Ok(())
     }
 }

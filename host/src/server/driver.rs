@@ -462,6 +462,22 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
     }
 
     #[test]
+    fn the_request_is_freed_once_released_and_its_path_stays_for_the_access_log() {
+        let conn = handle(ConnectionConfig::default());
+        let target = conn.with_request(|request| request.target.clone());
+        assert_eq!(target.as_deref(), Some("/"));
+        conn.accept(AcceptParams::default()).unwrap();
+        conn.release_request();
+        assert_eq!(conn.with_request(|request| request.target.clone()), None);
+        assert_eq!(conn.path(), "/");
+        // Answering again is refused, request or not.
+        assert!(matches!(
+            conn.accept(AcceptParams::default()),
+            Err(crate::protocol::connection::AnswerError::AlreadyAnswered)
+        ));
+    }
+
+    #[test]
     fn reads_double_while_they_fill_and_drop_back_after_a_small_one() {
         let mut sizing = ReadSizing::new();
         let mut buf = BytesMut::new();

@@ -627,7 +627,7 @@ fn access_log(conn: &ConnectionHandle, version: &str, duration: Duration) {
         target: "wsbox::access",
         conn = conn.id(),
         remote = %conn.remote(),
-        path = conn.request().path(),
+        path = conn.path(),
         subprotocol,
         version,
         status,

@@ -35,7 +35,13 @@ use topics::{DeliveryMode, PublishReport, TopicError, Topics};
 struct Shared {
     id: u64,
     remote: SocketAddr,
-    request: Request,
+    /// The request target's path (no query), for the access log.
+    path: Box<str>,
+    /// The client's opening handshake, while the guest can still ask for it
+    /// (its `pending-connection` lives); released then, so a connection
+    /// does not keep its request's headers (a browser's cookies included)
+    /// for its whole life.
+    request: Mutex<Option<Request>>,
     /// Once this many bytes wait to be written, the guest's sends wait.
     write_high_water: usize,
     state: Mutex<Connection>,
@@ -69,7 +75,8 @@ impl ConnectionHandle {
             shared: Arc::new(Shared {
                 id,
                 remote,
-                request,
+                path: request.path().into(),
+                request: Mutex::new(Some(request)),
                 write_high_water,
                 state: Mutex::new(state),
                 topics,
@@ -91,9 +98,29 @@ impl ConnectionHandle {
         self.shared.remote
     }
 
-    /// The client's opening handshake.
-    pub fn request(&self) -> &Request {
-        &self.shared.request
+    /// The request target's path (no query).
+    pub fn path(&self) -> &str {
+        &self.shared.path
+    }
+
+    /// Run `f` on the client's opening handshake; `None` once it was
+    /// released ([`Self::release_request`]).
+    pub fn with_request<R>(&self, f: impl FnOnce(&Request) -> R) -> Option<R> {
+        self.request_slot().as_ref().map(f)
+    }
+
+    /// The guest can no longer ask for the request (it dropped its pending
+    /// connection): free it.
+    pub fn release_request(&self) {
+        let request = self.request_slot().take();
+        drop(request);
+    }
+
+    fn request_slot(&self) -> MutexGuard<'_, Option<Request>> {
+        self.shared
+            .request
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -142,7 +169,12 @@ impl ConnectionHandle {
     /// Answer the handshake with `101 Switching Protocols`.
     pub fn accept(&self, params: AcceptParams) -> Result<(), AnswerError> {
         let now = Instant::now().into_std();
-        self.with_state(|state| state.accept(&self.shared.request, params, now))
+        let request = self.request_slot();
+        // Released only with the pending connection, which `accept` needs.
+        let Some(request) = request.as_ref() else {
+            return Err(AnswerError::AlreadyAnswered);
+        };
+        self.with_state(|state| state.accept(request, params, now))
     }
 
     /// Answer the handshake with an HTTP error response.
