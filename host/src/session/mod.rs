@@ -112,6 +112,7 @@ impl ConnectionHandle {
     /// The guest can no longer ask for the request (it dropped its pending
     /// connection): free it.
     pub fn release_request(&self) {
+        // Taken under the lock, freed after it is released.
         let request = self.request_slot().take();
         drop(request);
     }
