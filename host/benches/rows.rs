@@ -389,6 +389,8 @@ struct Figure {
     cores: Option<f64>,
     /// Of the figure, the server's CPU in the kernel, µs per unit.
     system_us: Option<f64>,
+    /// The server's page faults per unit.
+    faults: Option<f64>,
     /// The bench's own CPU per unit, µs.
     client_us: Option<f64>,
 }
@@ -400,6 +402,7 @@ impl Figure {
             rate: Some(w.msgs_per_sec()),
             cores: Some(w.server_cpu_seconds / w.seconds),
             system_us: Some(w.server_system_us_per_msg()),
+            faults: Some(w.server_faults_per_msg()),
             client_us: Some(w.client_us_per_msg()),
         }
     }
@@ -570,6 +573,7 @@ fn idle(server: &Server, o: &Options) -> Result<Figure> {
         rate: None,
         cores: None,
         system_us: None,
+        faults: None,
         client_us: None,
     })
 }
@@ -631,13 +635,14 @@ fn print_tables(o: &Options, measured: &[Measured]) {
 
     println!();
     println!(
-        "Rates, server cores, how much of the server's CPU per unit was the kernel's, and the \
-         client's own CPU per unit:"
+        "Rates, server cores, how much of the server's CPU per unit was the kernel's, the \
+         server's page faults per unit, and the client's own CPU per unit:"
     );
     println!();
     println!(
-        "| row | server | rate | server cores | server µs in the kernel/unit | client µs CPU/unit |\n\
-         |---|---|---|---|---|---|"
+        "| row | server | rate | server cores | server µs in the kernel/unit | server page \
+         faults/unit | client µs CPU/unit |\n\
+         |---|---|---|---|---|---|---|"
     );
     for (r, row) in o.rows.iter().enumerate() {
         for m in measured {
@@ -645,12 +650,14 @@ fn print_tables(o: &Options, measured: &[Measured]) {
                 rate: Some(rate),
                 cores: Some(cores),
                 system_us: Some(system_us),
+                faults: Some(faults),
                 client_us: Some(client_us),
                 ..
             }) = &m.figures[r]
             {
                 println!(
-                    "| {} | {} | {rate:.0} {} | {cores:.2} | {system_us:.2} | {client_us:.2} |",
+                    "| {} | {} | {rate:.0} {} | {cores:.2} | {system_us:.2} | {faults:.2} | \
+                     {client_us:.2} |",
                     row.name(),
                     m.label,
                     row.rate_unit()

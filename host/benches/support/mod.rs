@@ -568,17 +568,42 @@ pub fn cpu_ticks(pid: u32) -> Result<u64> {
 
 /// CPU time a process has used in user space and in the kernel, in clock ticks.
 pub fn cpu_ticks_split(pid: u32) -> Result<(u64, u64)> {
+    proc_stat(pid).map(|stat| (stat.user_ticks, stat.system_ticks))
+}
+
+/// What `/proc/PID/stat` counts for a process (all its threads).
+pub struct ProcStat {
+    /// CPU time in user space, in clock ticks.
+    pub user_ticks: u64,
+    /// CPU time in the kernel, in clock ticks.
+    pub system_ticks: u64,
+    /// Page faults served without reading from disk: a page touched for the first time, or again
+    /// after the process gave it back (`madvise`, `munmap`).
+    pub minor_faults: u64,
+}
+
+/// A process's CPU time and page faults so far.
+pub fn proc_stat(pid: u32) -> Result<ProcStat> {
     let path = format!("/proc/{pid}/stat");
     let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Field 2, the command name, is parenthesised and may hold spaces: split after its last ')'.
-    // What remains starts at field 3; utime and stime are fields 14 and 15.
+    // What remains starts at field 3; minflt is field 10, utime and stime fields 14 and 15.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
         .context("malformed stat")?;
-    let mut fields = rest.split_whitespace().skip(14 - 3);
-    let mut next = || -> Result<u64> { Ok(fields.next().context("short stat")?.parse()?) };
-    Ok((next()?, next()?))
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> Result<u64> {
+        Ok(fields
+            .get(n - 3)
+            .with_context(|| format!("{path}: no field {n}"))?
+            .parse()?)
+    };
+    Ok(ProcStat {
+        user_ticks: field(14)?,
+        system_ticks: field(15)?,
+        minor_faults: field(10)?,
+    })
 }
 
 /// Resident set size of a process, in KiB.
@@ -627,18 +652,20 @@ pub struct Sample {
     server_ticks: u64,
     /// Of `server_ticks`, those spent in the kernel.
     server_system_ticks: u64,
+    server_minor_faults: u64,
     client_ticks: u64,
 }
 
 impl Sample {
     /// The time, `completed` (echoes so far), and the CPU time of the server and of this process.
     pub fn take(completed: u64, server_pid: u32) -> Result<Sample> {
-        let (server_user, server_system) = cpu_ticks_split(server_pid)?;
+        let server = proc_stat(server_pid)?;
         Ok(Sample {
             at: Instant::now(),
             completed,
-            server_ticks: server_user + server_system,
-            server_system_ticks: server_system,
+            server_ticks: server.user_ticks + server.system_ticks,
+            server_system_ticks: server.system_ticks,
+            server_minor_faults: server.minor_faults,
             client_ticks: cpu_ticks(std::process::id())?,
         })
     }
@@ -667,6 +694,9 @@ pub struct Window {
     /// Of `server_cpu_seconds`, the time spent in the kernel (system calls, page faults, the
     /// network stack, context switches): a floor no user-space change can go under.
     pub server_system_cpu_seconds: f64,
+    /// The server's page faults: a page the server gives back and touches again costs one each
+    /// time (with a system call and the other cores' TLB flush to give it back).
+    pub server_minor_faults: u64,
     pub client_cpu_seconds: f64,
 }
 
@@ -679,6 +709,7 @@ impl Window {
             server_cpu_seconds: (end.server_ticks - start.server_ticks) as f64 / tck,
             server_system_cpu_seconds: (end.server_system_ticks - start.server_system_ticks) as f64
                 / tck,
+            server_minor_faults: end.server_minor_faults - start.server_minor_faults,
             client_cpu_seconds: (end.client_ticks - start.client_ticks) as f64 / tck,
         }
     }
@@ -693,6 +724,14 @@ impl Window {
 
     pub fn server_system_us_per_msg(&self) -> f64 {
         self.per_message_us(self.server_system_cpu_seconds)
+    }
+
+    pub fn server_faults_per_msg(&self) -> f64 {
+        if self.messages == 0 {
+            f64::NAN
+        } else {
+            self.server_minor_faults as f64 / self.messages as f64
+        }
     }
 
     pub fn client_us_per_msg(&self) -> f64 {
