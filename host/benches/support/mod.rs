@@ -563,12 +563,7 @@ pub fn clock_ticks_per_second() -> f64 {
 
 /// CPU time (user + system) a process has used, in clock ticks.
 pub fn cpu_ticks(pid: u32) -> Result<u64> {
-    cpu_ticks_split(pid).map(|(user, system)| user + system)
-}
-
-/// CPU time a process has used in user space and in the kernel, in clock ticks.
-pub fn cpu_ticks_split(pid: u32) -> Result<(u64, u64)> {
-    proc_stat(pid).map(|stat| (stat.user_ticks, stat.system_ticks))
+    proc_stat(pid).map(|stat| stat.user_ticks + stat.system_ticks)
 }
 
 /// What `/proc/PID/stat` counts for a process (all its threads).
@@ -727,11 +722,7 @@ impl Window {
     }
 
     pub fn server_faults_per_msg(&self) -> f64 {
-        if self.messages == 0 {
-            f64::NAN
-        } else {
-            self.server_minor_faults as f64 / self.messages as f64
-        }
+        self.per_message(self.server_minor_faults as f64)
     }
 
     pub fn client_us_per_msg(&self) -> f64 {
@@ -739,10 +730,15 @@ impl Window {
     }
 
     fn per_message_us(&self, cpu_seconds: f64) -> f64 {
+        self.per_message(cpu_seconds * 1e6)
+    }
+
+    /// `total` over the window, per message completed in it (NaN if none was).
+    fn per_message(&self, total: f64) -> f64 {
         if self.messages == 0 {
             f64::NAN
         } else {
-            cpu_seconds * 1e6 / self.messages as f64
+            total / self.messages as f64
         }
     }
 }
