@@ -67,6 +67,14 @@ fn a_bad_file_stops_the_start_naming_file_line_and_key() {
             "allowed-origins = [1]\n",
             "bad.toml:1: `allowed-origins`: expected an array of strings",
         ),
+        (
+            "decommit-batch = 0\n",
+            "bad.toml:1: `decommit-batch`: `0` is neither `auto` nor a number of regions from 1 to 1024",
+        ),
+        (
+            "decommit-batch = \"sometimes\"\n",
+            "bad.toml:1: `decommit-batch`: `sometimes` is neither `auto` nor",
+        ),
         ("max_connections = 3\n", "(did you mean `max-connections`?)"),
         // Keys that go together are checked together.
         ("tls-cert = \"cert.pem\"\n", "--tls-key"),

@@ -55,6 +55,16 @@ async fn memory_copied_or_mapped_copy_on_write_serves_the_same() {
     }
 }
 
+/// Finished instances given back one at a time or in batches serve the same, slots reused
+/// (`--decommit-batch`; `auto` waits for 32 regions, eight instances, of the Rust echo, whose
+/// data is a few KiB).
+#[tokio::test]
+async fn instances_given_back_one_at_a_time_or_in_batches_serve_the_same() {
+    for (batch, logged) in [("1", "1"), ("8", "8"), ("auto", "32")] {
+        serves_the_same_with("--decommit-batch", batch, "decommit_batch", logged).await;
+    }
+}
+
 /// Tables filled at instantiation or at their first indirect call serve the same
 /// (`--table-init`).
 #[tokio::test]

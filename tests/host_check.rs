@@ -86,6 +86,14 @@ fn a_valid_guest_is_listed_with_its_imports_and_exports() {
     let cost = after("per connection:\n");
     assert!(cost.starts_with("  linear memory at start: "), "{stdout}");
     assert!(cost.contains("  core instances: 3\n"), "{stdout}");
+    // Its data is a few KiB: `--decommit-batch auto` waits for eight such
+    // instances (at most 64 KiB each) before giving their pages back.
+    let data = cost
+        .split_once("  active data segments: ")
+        .and_then(|(_, rest)| rest.split_once(" bytes\n"))
+        .and_then(|(n, _)| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no data segment size in {stdout}"));
+    assert!((1..=64 << 10).contains(&data), "{stdout}");
     assert!(cost.contains("  memories: 1\n"), "{stdout}");
     assert!(cost.contains("  tables: 2 ("), "{stdout}");
     let wasi = after("WASI interfaces:\n");

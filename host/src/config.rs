@@ -21,13 +21,80 @@ pub const DEFAULT_POOL_CORE_INSTANCES: u32 = 8;
 /// example guest fits in with room to spare (see `--guest-stack`).
 pub const DEFAULT_GUEST_STACK: usize = 512 << 10;
 
-/// Memory regions of finished instances given back to the system in one
-/// call by default: each call is a TLB flush that interrupts every other
-/// core, about 30 % of a short connection's CPU when each region had its
-/// own. 8 (two echo instances' memory, tables and stack) took 35 % off the
-/// CPU per connection on a 2-core VM (16 and 32 took little more), for at
-/// most 7 regions left resident until the batch fills.
-pub const DEFAULT_DECOMMIT_BATCH: usize = 8;
+/// How many memory regions of finished guest instances (each memory and
+/// table, and the fiber stack: 4 for a Rust guest) are given back to the
+/// system in one call (`--decommit-batch`). Each call is a TLB flush that
+/// interrupts every other core; until a batch fills, its regions stay
+/// resident (up to the batch less one per core).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DecommitBatch {
+    /// [`AUTO_SMALL_DATA_BATCH`] regions for an app whose data segments
+    /// hold at most [`AUTO_SMALL_DATA_MAX`] (a finished instance of it
+    /// leaves a few pages), else [`AUTO_LARGE_DATA_BATCH`]; decided once,
+    /// from the app the host starts with.
+    #[default]
+    Auto,
+    /// This many regions, 1 to [`MAX_DECOMMIT_BATCH`].
+    Regions(u32),
+}
+
+/// `--decommit-batch auto` for apps with little data: 32 regions, eight
+/// Rust instances per call. Against 8 (the default before), 9-11 % less
+/// CPU per short connection for the Rust echo on a 2-core VM (12 of 12
+/// alternated runs), its 5-minute soak within 6 % of its start
+/// (host/benches/README.md, "fourteenth pass").
+pub const AUTO_SMALL_DATA_BATCH: usize = 32;
+
+/// `--decommit-batch auto` for apps with more data (JavaScript, Python):
+/// their instances leave hundreds of KiB to MiBs each, which waiting for
+/// a larger batch would keep; their connections cost 10-30 times the
+/// echo's, so the flushes saved would hardly show.
+pub const AUTO_LARGE_DATA_BATCH: usize = 8;
+
+/// The most data an app may have for `--decommit-batch auto` to choose
+/// [`AUTO_SMALL_DATA_BATCH`]: 64 KiB, so the instances a full batch waits
+/// for keep about a MiB at most.
+pub const AUTO_SMALL_DATA_MAX: u64 = 64 << 10;
+
+/// The largest `--decommit-batch`.
+pub const MAX_DECOMMIT_BATCH: u32 = 1024;
+
+impl DecommitBatch {
+    /// The regions per call for an app whose data segments hold
+    /// `data_bytes`.
+    pub fn regions(self, data_bytes: u64) -> usize {
+        match self {
+            DecommitBatch::Auto if data_bytes <= AUTO_SMALL_DATA_MAX => AUTO_SMALL_DATA_BATCH,
+            DecommitBatch::Auto => AUTO_LARGE_DATA_BATCH,
+            DecommitBatch::Regions(regions) => regions as usize,
+        }
+    }
+}
+
+impl std::str::FromStr for DecommitBatch {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "auto" {
+            return Ok(DecommitBatch::Auto);
+        }
+        match text.parse::<u32>() {
+            Ok(regions @ 1..=MAX_DECOMMIT_BATCH) => Ok(DecommitBatch::Regions(regions)),
+            _ => Err(format!(
+                "`{text}` is neither `auto` nor a number of regions from 1 to {MAX_DECOMMIT_BATCH}"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for DecommitBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecommitBatch::Auto => f.write_str("auto"),
+            DecommitBatch::Regions(regions) => write!(f, "{regions}"),
+        }
+    }
+}
 
 /// How a guest instance's linear memory gets its initial contents
 /// (`--memory-init`).
@@ -130,8 +197,8 @@ pub struct ServerConfig {
     pub guest_stack: usize,
     /// Memory regions of finished instances decommitted in one go (one
     /// `process_madvise`, one TLB flush); until a batch fills, up to this
-    /// many less one stay resident. Default [`DEFAULT_DECOMMIT_BATCH`].
-    pub decommit_batch: usize,
+    /// many less one stay resident. Default [`DecommitBatch::Auto`].
+    pub decommit_batch: DecommitBatch,
     /// How instances' memories are initialised. Default
     /// [`MemoryInit::Auto`].
     pub memory_init: MemoryInit,
@@ -350,7 +417,7 @@ impl Default for ServerConfig {
             threads: 0,
             guest_memory: 256 << 20,
             guest_stack: DEFAULT_GUEST_STACK,
-            decommit_batch: DEFAULT_DECOMMIT_BATCH,
+            decommit_batch: DecommitBatch::Auto,
             memory_init: MemoryInit::Auto,
             table_init: TableInit::Lazy,
             pool_core_instances: DEFAULT_POOL_CORE_INSTANCES,
@@ -389,6 +456,35 @@ mod tests {
         assert!(!MemoryInit::Auto.copies(9_502_720)); // StarlingMonkey's
         assert!(MemoryInit::Copy.copies(u64::MAX));
         assert!(!MemoryInit::Cow.copies(0));
+    }
+
+    #[test]
+    fn decommit_batch_auto_waits_longer_only_for_apps_with_little_data() {
+        assert_eq!(DecommitBatch::Auto.regions(2_720), AUTO_SMALL_DATA_BATCH); // the Rust echo
+        assert_eq!(
+            DecommitBatch::Auto.regions(AUTO_SMALL_DATA_MAX),
+            AUTO_SMALL_DATA_BATCH
+        );
+        assert_eq!(
+            DecommitBatch::Auto.regions(AUTO_SMALL_DATA_MAX + 1),
+            AUTO_LARGE_DATA_BATCH
+        );
+        assert_eq!(DecommitBatch::Auto.regions(339_389), AUTO_LARGE_DATA_BATCH); // QuickJS's
+        assert_eq!(DecommitBatch::Regions(3).regions(0), 3);
+        assert_eq!(DecommitBatch::Regions(3).regions(u64::MAX), 3);
+    }
+
+    #[test]
+    fn decommit_batch_reads_back_what_it_prints() {
+        for text in ["auto", "1", "8", "1024"] {
+            let batch: DecommitBatch = text.parse().unwrap();
+            assert_eq!(batch.to_string(), text);
+        }
+        assert_eq!("16".parse(), Ok(DecommitBatch::Regions(16)));
+        for bad in ["0", "1025", "-1", "", "Auto", "8 regions"] {
+            let error = bad.parse::<DecommitBatch>().unwrap_err();
+            assert!(error.contains("neither `auto` nor"), "{bad}: {error}");
+        }
     }
 
     #[test]

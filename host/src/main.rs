@@ -156,7 +156,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     config.guest_memory = usize::try_from(args.pool.guest_memory).unwrap_or(usize::MAX);
     config.pool_core_instances = args.pool.pool_core_instances;
     config.guest_stack = usize::try_from(args.pool.guest_stack).unwrap_or(usize::MAX);
-    config.decommit_batch = args.pool.decommit_batch as usize;
+    config.decommit_batch = args.pool.decommit_batch;
     config.memory_init = args.pool.memory_init;
     config.table_init = args.pool.table_init;
     config.cache_dir = wsbox::runtime::default_cache_dir();
@@ -189,6 +189,7 @@ fn check(args: &CheckArgs) -> ExitCode {
     let cost = &report.footprint.cost;
     println!("per connection:");
     println!("  linear memory at start: {} bytes", cost.memory_bytes);
+    println!("  active data segments: {} bytes", cost.data_bytes);
     println!("  core instances: {}", cost.core_instances);
     println!("  memories: {}", cost.memories);
     println!(
@@ -347,6 +348,7 @@ fn serve(
             core_instances = pool.core_instances,
             memories = pool.memories,
             tables = pool.tables,
+            decommit_batch = pool.decommit_batch,
             memory_init = if config.memory_init.copies(cost.memory_bytes) {
                 "copy"
             } else {

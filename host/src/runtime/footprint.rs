@@ -36,6 +36,10 @@ pub struct Cost {
     pub tables: u32,
     /// Bytes of linear memory at instantiation, all memories together.
     pub memory_bytes: u64,
+    /// Bytes the instantiated modules' active data segments hold, all
+    /// together: what an instance writes into its memory before its guest
+    /// runs, so at least what a finished instance leaves resident.
+    pub data_bytes: u64,
     /// Table elements at instantiation, all tables together.
     pub table_elements: u64,
     /// Most memories one core module defines.
@@ -116,8 +120,8 @@ pub struct PoolPlan {
     /// (`--guest-memory`); also the size of a memory slot.
     pub guest_memory: u64,
     /// How many memory regions of finished instances are given back to
-    /// the system in one go (`--decommit-batch`, default
-    /// [`crate::config::DEFAULT_DECOMMIT_BATCH`]).
+    /// the system in one go (`--decommit-batch`, resolved for the app by
+    /// [`crate::config::DecommitBatch::regions`]).
     pub decommit_batch: usize,
 }
 
@@ -141,7 +145,7 @@ impl PoolPlan {
             tables_per_module: cost.tables_per_module.max(1),
             table_elements: cost.largest_table.max(DEFAULT_TABLE_ELEMENTS),
             guest_memory: u64::try_from(guest_memory).unwrap_or(u64::MAX),
-            decommit_batch: crate::config::DEFAULT_DECOMMIT_BATCH,
+            decommit_batch: crate::config::DecommitBatch::default().regions(cost.data_bytes),
         }
     }
 
@@ -330,6 +334,7 @@ fn outer_imports(bytes: &[u8]) -> Result<Vec<String>, FootprintError> {
 /// the translated component's initializers, and what each instantiated
 /// module defines.
 fn instantiations(bytes: &[u8]) -> wasmtime_environ::error::Result<Cost> {
+    use wasmtime_environ::MemoryInit;
     use wasmtime_environ::component::{
         ComponentTypesBuilder, GlobalInitializer, InstantiateModule, Translator,
     };
@@ -355,6 +360,14 @@ fn instantiations(bytes: &[u8]) -> wasmtime_environ::error::Result<Cost> {
         for memory in memories {
             let bytes = memory.minimum_byte_size().unwrap_or(u64::MAX);
             cost.memory_bytes = cost.memory_bytes.saturating_add(bytes);
+        }
+        // What instantiation writes into memory: the active data segments,
+        // still listed as parsed here.
+        if let MemoryInit::Unprocessed(segments) = &modules[*index].memory_init {
+            let data: usize = segments.iter().map(|segment| segment.data.len()).sum();
+            cost.data_bytes = cost
+                .data_bytes
+                .saturating_add(u64::try_from(data).unwrap_or(u64::MAX));
         }
         for table in module.tables.values().skip(module.num_imported_tables) {
             cost.table_elements = cost.table_elements.saturating_add(table.limits.min);
@@ -474,6 +487,7 @@ mod tests {
                 memories: 1,
                 tables: 1,
                 memory_bytes: 2 << 16,
+                data_bytes: 0,
                 table_elements: 10,
                 memories_per_module: 1,
                 tables_per_module: 1,
@@ -501,6 +515,25 @@ mod tests {
         assert_eq!((cost.memories_per_module, cost.tables_per_module), (2, 3));
         assert_eq!((cost.memory_bytes, cost.largest_table), (4 << 16, 9));
         assert_eq!(cost.table_elements, 21);
+    }
+
+    #[test]
+    fn data_segments_count_once_per_instantiation() {
+        // One page of memory, an active segment of 100 bytes at 0 and a
+        // passive one of 20 (data section, id 11), which instantiation
+        // does not write.
+        let mut with_data = module(&[1], &[]);
+        let active = [&[0x00, 0x41, 0x00, 0x0b, 100][..], &[7; 100]].concat();
+        let passive = [&[0x01, 20][..], &[9; 20]].concat();
+        with_data.extend(vec_section(11, &[active, passive]));
+        let bytes = component(&[
+            section(1, &with_data),
+            section(1, &module(&[1], &[])),
+            core_instances(&[Some(0), Some(0), Some(1)]),
+        ]);
+        let cost = measure(&bytes).unwrap().cost;
+        assert_eq!(cost.data_bytes, 200);
+        assert_eq!(cost.memory_bytes, 3 << 16);
     }
 
     #[test]

@@ -142,7 +142,7 @@ impl Runtime {
             config.guest_memory,
             cost,
         );
-        pool.decommit_batch = config.decommit_batch;
+        pool.decommit_batch = config.decommit_batch.regions(cost.data_bytes);
         wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(
             pool.allocation_config(),
         ));
