@@ -107,7 +107,7 @@ pub struct PoolArgs {
     /// the module's image copy-on-write (least memory for large images);
     /// `copy` copies the data into fresh pages (each first write to a
     /// copy-on-write page interrupts the other cores: a Rust echo connects
-    /// in 15 % less CPU at the same memory, QuickJS in half, for 17 % more
+    /// in 12 % less CPU at the same memory, QuickJS in half, for 17 % more
     /// memory per idle QuickJS instance). `auto`: copy when the app's
     /// linear memory at start is at most 2MiB, decided from the app the
     /// host starts with
@@ -117,9 +117,10 @@ pub struct PoolArgs {
     /// fills each at its first indirect call (an instance that never calls
     /// indirectly holds no table page), `eager` fills them all at
     /// instantiation: a first call to a lazily filled table interrupts the
-    /// other cores to flush their TLBs, so a Rust echo connects in 18 %
-    /// less CPU with `eager`, for 4 KiB more per idle instance. `eager`
-    /// suits many short connections
+    /// other cores to flush their TLBs. A guest that calls indirectly while
+    /// connecting (the Rust echo built without LTO) connects in 3-6 % less
+    /// CPU with `eager`; the examples, built with LTO, do not, and connect
+    /// in 4 % more. `eager` costs 4 KiB more per idle instance
     #[arg(long, value_enum, default_value_t = TableInit::Lazy)]
     pub table_init: TableInit,
 }
